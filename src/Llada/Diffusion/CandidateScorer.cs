@@ -7,6 +7,9 @@ namespace Llada.Diffusion;
 /// confidence, for every masked (row, position) whose logits were computed. Positions are spread over
 /// <see cref="Parallelism.ThreadCount"/> workers; every random draw comes from a stream keyed by
 /// (seed, row, block, step, position), so the split does not change the result.
+/// The mask token is never a candidate: committing it would leave the position masked and break the schedule's
+/// count (the reference allows it; trained models give it negligible probability). It still counts in the softmax
+/// of the low_confidence rule, as in the reference.
 /// </summary>
 internal sealed class CandidateScorer
 {
@@ -81,8 +84,8 @@ internal sealed class CandidateScorer
 
         var random = CounterRandom.For(_options.Seed, row, _block, _step, _positions[j]);
         int candidate = _options.Temperature == 0
-            ? CandidateSampling.Argmax(logits)
-            : CandidateSampling.GumbelMax(logits, _options.Temperature, ref random);
+            ? CandidateSampling.Argmax(logits, _canvas.MaskId)
+            : CandidateSampling.GumbelMax(logits, _canvas.MaskId, _options.Temperature, ref random);
         double confidence = _remasking.Confidence(logits, candidate, random.NextOpenUnit());
         if (_options.ConfidenceEosEotInf && (candidate == _options.EosTokenId || candidate == _options.EndOfTurnTokenId))
             confidence = double.NegativeInfinity;
