@@ -29,7 +29,11 @@ public sealed class ReverseProcess
     /// </summary>
     /// <remarks>
     /// Only the active block's still-masked positions are sent to the predictor as logit positions: later positions
-    /// would get confidence -inf and earlier ones are committed, so their logits are never used.
+    /// would get confidence -inf and earlier ones are committed, so their logits are never used. The logits buffer,
+    /// allocated once per call, holds [CFG branches x prompts x block_length x vocab] floats: pure diffusion over a
+    /// long canvas with a large vocabulary needs block_length x vocab x 4 bytes per row and branch.
+    /// With <see cref="GenerationOptions.Threshold"/> or <see cref="GenerationOptions.Factor"/> a block runs until it
+    /// has no masks left, so the number of steps depends on the model's confidences.
     /// </remarks>
     public GenerationResult Generate(IReadOnlyList<int[]> prompts, GenerationOptions options,
         IProgress<ReverseProcessStep>? progress = null, CancellationToken cancellationToken = default)

@@ -405,6 +405,25 @@ public class ReverseProcessTests
     }
 
     [Fact]
+    public void Early_exit_ends_rows_separately_in_a_batch()
+    {
+        // Only rows whose prompt starts with 0 propose EOS at position 1; the other row keeps generating.
+        var predictor = new FunctionPredictor(Vocab, Mask, (row, pos, logits) =>
+        {
+            logits.Clear();
+            logits[row[0] == 0 && pos - 1 == 1 ? Eos : 4 + pos % 3] = 5;
+        });
+        var options = Options(12, 6, 4) with { EarlyExit = true };
+        var batched = new ReverseProcess(predictor).Run([[0], [1]], options);
+        Assert.Equal(6, batched.ForwardPasses);
+        Assert.All(predictor.Calls.Skip(2), call => Assert.Equal(1, call.Tokens[call.SeqLen])); // row 1 still sampled
+        Assert.Equal(new ReverseProcess(predictor).Run([0], options).Sequences[0], batched.Sequences[0]);
+        Assert.Equal(new ReverseProcess(predictor).Run([1], options).Sequences[0], batched.Sequences[1]);
+        Assert.Equal([Eos, Eos, Eos, Eos], batched.Sequences[0][8..]);
+        Assert.DoesNotContain(Eos, batched.Sequences[1]);
+    }
+
+    [Fact]
     public void Answer_is_cut_at_the_first_eos_or_end_of_turn()
     {
         Assert.Equal([5, 6], GenerationResult.CutAtEnd([5, 6, Eot, 7, Eos], Eos, Eot).ToArray());
