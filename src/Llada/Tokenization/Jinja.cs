@@ -157,7 +157,7 @@ internal sealed class ExprTokens
                 bool isFloat = i + 1 < src.Length && src[i] == '.' && char.IsDigit(src[i + 1]);
                 if (isFloat) { i++; while (i < src.Length && char.IsDigit(src[i])) i++; }
                 string text = src[s..i].Replace("_", "");
-                _toks.Add(new Tok(T.Number, text, isFloat ? double.Parse(text, CultureInfo.InvariantCulture) : long.Parse(text, CultureInfo.InvariantCulture)));
+                _toks.Add(new Tok(T.Number, text, isFloat ? (object)double.Parse(text, CultureInfo.InvariantCulture) : long.Parse(text, CultureInfo.InvariantCulture)));
             }
             else if (c is '\'' or '"')
             {
@@ -704,7 +704,7 @@ internal sealed class Interpreter
                 object? v = Eval(u.Operand);
                 return u.Op == "not" ? !Truthy(v) : v switch
                 {
-                    long x => -x,
+                    long x => (object)(-x),
                     double x => -x,
                     _ => throw new ChatTemplateException($"Cannot negate {TypeName(v)}."),
                 };
@@ -764,7 +764,7 @@ internal sealed class Interpreter
         {
             return op switch
             {
-                "+" => x + y,
+                "+" => (object)(x + y), // object arms: a long/double switch would widen every result to double
                 "-" => x - y,
                 "*" => x * y,
                 "/" => (double)x / y,
@@ -892,7 +892,7 @@ internal sealed class Interpreter
             case "int":
                 return v switch
                 {
-                    long x => x,
+                    long x => (object)x,
                     double x => (long)x,
                     string s when long.TryParse(s.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out long p) => p,
                     _ => args.Count > 0 ? args[0] : 0L,
@@ -900,7 +900,7 @@ internal sealed class Interpreter
             case "float":
                 return v switch
                 {
-                    long x => (double)x,
+                    long x => (object)(double)x,
                     double x => x,
                     string s when double.TryParse(s.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out double p) => p,
                     _ => 0.0,
