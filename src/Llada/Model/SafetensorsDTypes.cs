@@ -14,6 +14,14 @@ public static class SafetensorsDTypes
         ["BOOL"] = 1,
     };
 
+    // The reference implementation's dtype declaration order (increasing alignment); its writer lays tensors out
+    // in descending order of this rank, then by name.
+    private static readonly string[] AlignmentOrder =
+        ["BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64", "U64"];
+
+    /// <summary>Position of a dtype in the reference implementation's alignment order (-1 when unknown).</summary>
+    internal static int AlignmentRank(string name) => Array.IndexOf(AlignmentOrder, name);
+
     /// <summary>Bytes per element of a standard safetensors dtype name, or false for an unknown name.</summary>
     public static bool TryGetElementSize(string name, out int size) => ElementSizes.TryGetValue(name, out size);
 

@@ -4,8 +4,8 @@ namespace Llada.Model;
 
 /// <summary>
 /// Writes safetensors files the way the reference implementation does: compact JSON header (optional
-/// "__metadata__" first) padded with spaces to a multiple of 8 bytes, data ordered by descending element size
-/// then by name, so every tensor starts aligned to its element size. Files appear atomically (temp + rename).
+/// "__metadata__" first) padded with spaces to a multiple of 8 bytes, data ordered by descending dtype
+/// alignment (the reference's dtype order) then by name, so every tensor starts aligned to its element size. Files appear atomically (temp + rename).
 /// </summary>
 public static class SafetensorsWriter
 {
@@ -50,13 +50,14 @@ public static class SafetensorsWriter
     /// Writes a model's tensors into <paramref name="directory"/>: one model.safetensors when the total fits
     /// <paramref name="maxShardBytes"/>, otherwise model-0000k-of-0000n.safetensors shards (tensors kept in the given
     /// order, a new shard started whenever the next tensor would overflow the current one) plus
-    /// model.safetensors.index.json. Returns the file names written.
+    /// model.safetensors.index.json. Creates the directory if needed; returns the file names written.
     /// </summary>
     public static IReadOnlyList<string> WriteModel(string directory, IReadOnlyList<NamedTensor> tensors, long maxShardBytes,
         IReadOnlyDictionary<string, string>? metadata = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
         CheckNames(tensors);
+        Directory.CreateDirectory(directory);
         long total = tensors.Sum(t => t.ByteLength);
         if (total <= maxShardBytes)
         {
@@ -146,12 +147,12 @@ public static class SafetensorsWriter
         }
     }
 
-    // Larger elements first keeps every tensor aligned to its element size (the header is padded to 8).
+    // Larger alignment first keeps every tensor aligned to its element size (the header is padded to 8);
+    // the order is the reference writer's, so equal inputs give byte-identical files.
     private static int CompareForLayout(NamedTensor a, NamedTensor b)
     {
-        SafetensorsDTypes.TryGetElementSize(a.DTypeName, out int sa);
-        SafetensorsDTypes.TryGetElementSize(b.DTypeName, out int sb);
-        return sa != sb ? sb.CompareTo(sa) : string.CompareOrdinal(a.Name, b.Name);
+        int ra = SafetensorsDTypes.AlignmentRank(a.DTypeName), rb = SafetensorsDTypes.AlignmentRank(b.DTypeName);
+        return ra != rb ? rb.CompareTo(ra) : string.CompareOrdinal(a.Name, b.Name);
     }
 
     private static byte[] BuildHeader(List<NamedTensor> ordered, IReadOnlyDictionary<string, string>? metadata)
