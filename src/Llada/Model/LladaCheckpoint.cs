@@ -189,10 +189,13 @@ public sealed class LladaCheckpoint : IDisposable
 
     private static Dictionary<string, string> ReadIndex(string index)
     {
+        byte[] bytes = File.ReadAllBytes(index);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            throw new CheckpointFormatException(index, null, "not valid UTF-8");
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(File.ReadAllBytes(index));
+            doc = JsonDocument.Parse(bytes);
         }
         catch (JsonException e)
         {

@@ -56,6 +56,8 @@ public static class LladaConfigFile
     /// <summary>Parses and validates UTF-8 config.json bytes; <paramref name="sourcePath"/> is only used in error messages.</summary>
     public static LladaConfig Parse(ReadOnlyMemory<byte> utf8Json, string sourcePath = FileName)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(utf8Json.Span))
+            throw new CheckpointFormatException(sourcePath, null, "not valid UTF-8");
         JsonDocument doc;
         try
         {

@@ -129,6 +129,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
         long dataStart = 8 + (long)headerLength;
         long dataLength = length - dataStart;
         var header = new ReadOnlySpan<byte>(file + 8, (int)headerLength).ToArray();
+        // JsonDocument validates UTF-8 only when a string is decoded; check up front so that every defect is ours to report.
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+            throw new CheckpointFormatException(path, null, "header is not valid UTF-8");
 
         JsonDocument doc;
         try
