@@ -52,9 +52,13 @@ public sealed record LladaConfig
     public bool Rope { get; init; } = true;
     /// <summary>
     /// Every other key of config.json (init settings, dropout, auto_map, torch_dtype, ...), kept verbatim so
-    /// that reading and writing a config loses nothing. Keys this record models are never in here.
+    /// that reading and writing a config loses nothing. Keys this record models are never in here. Record equality
+    /// compares this dictionary by reference (configs built in code share one empty instance).
     /// </summary>
-    public IReadOnlyDictionary<string, JsonElement> OtherKeys { get; init; } = new Dictionary<string, JsonElement>();
+    public IReadOnlyDictionary<string, JsonElement> OtherKeys { get; init; } = NoOtherKeys;
+
+    private static readonly IReadOnlyDictionary<string, JsonElement> NoOtherKeys =
+        new System.Collections.ObjectModel.ReadOnlyDictionary<string, JsonElement>(new Dictionary<string, JsonElement>());
     /// <summary>Head dimension, d_model / n_heads.</summary>
     public int HeadDim => DModel / NHeads;
 }

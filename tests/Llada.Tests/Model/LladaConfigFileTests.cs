@@ -140,6 +140,13 @@ public class LladaConfigFileTests
     }
 
     [Fact]
+    public void Configs_built_in_code_compare_by_value()
+    {
+        Assert.Equal(TinyModel.Config(), TinyModel.Config());
+        Assert.NotEqual(TinyModel.Config(), TinyModel.Config(weightTying: true));
+    }
+
+    [Fact]
     public void Malformed_json_is_reported_with_the_file()
     {
         Assert.Contains("/x/config.json", Assert.Throws<CheckpointFormatException>(() => LladaConfigFile.Parse("{\"d_model\":", "/x/config.json")).Message);
