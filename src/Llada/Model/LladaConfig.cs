@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Llada.Model;
 
 /// <summary>
@@ -34,6 +36,29 @@ public sealed record LladaConfig
     public int EosTokenId { get; init; }
     /// <summary>pad_token_id</summary>
     public int PadTokenId { get; init; }
+    /// <summary>model_type ("llada" for the dense model).</summary>
+    public string ModelType { get; init; } = "llada";
+    /// <summary>mlp_ratio: the MLP width as a multiple of d_model, used only when mlp_hidden_size is absent.</summary>
+    public int MlpRatio { get; init; } = 4;
+    /// <summary>activation_type; only "silu" (SwiGLU with separate gate and up projections) is supported.</summary>
+    public string ActivationType { get; init; } = "silu";
+    /// <summary>layer_norm_type; only "rms" is supported.</summary>
+    public string LayerNormType { get; init; } = "rms";
+    /// <summary>block_type; only "llama" is supported.</summary>
+    public string BlockType { get; init; } = "llama";
+    /// <summary>include_bias; only false is supported (no biases anywhere).</summary>
+    public bool IncludeBias { get; init; }
+    /// <summary>rope; only true is supported.</summary>
+    public bool Rope { get; init; } = true;
+    /// <summary>
+    /// Every other key of config.json (init settings, dropout, auto_map, torch_dtype, ...), kept verbatim so
+    /// that reading and writing a config loses nothing. Keys this record models are never in here. Record equality
+    /// compares this dictionary by reference (configs built in code share one empty instance).
+    /// </summary>
+    public IReadOnlyDictionary<string, JsonElement> OtherKeys { get; init; } = NoOtherKeys;
+
+    private static readonly IReadOnlyDictionary<string, JsonElement> NoOtherKeys =
+        new System.Collections.ObjectModel.ReadOnlyDictionary<string, JsonElement>(new Dictionary<string, JsonElement>());
     /// <summary>Head dimension, d_model / n_heads.</summary>
     public int HeadDim => DModel / NHeads;
 }

@@ -1,0 +1,138 @@
+using Llada.Model;
+
+namespace Llada.Diffusion;
+
+/// <summary>
+/// Settings of the reverse process, named after the reference <c>generate()</c> arguments.
+/// <see cref="Validate"/> checks them against a predictor and the prompts.
+/// </summary>
+public sealed record GenerationOptions
+{
+    /// <summary>gen_length: number of tokens generated after the prompt (the answer canvas).</summary>
+    public required int GenLength { get; init; }
+
+    /// <summary>steps: total sampling steps, split evenly over the blocks. Unused by the parallel-decoding rules
+    /// (<see cref="Threshold"/>, <see cref="Factor"/>), whose blocks run until they have no masks.</summary>
+    public required int Steps { get; init; }
+
+    /// <summary>block_length: <see cref="GenLength"/> is pure diffusion, smaller is semi-autoregressive.</summary>
+    public required int BlockLength { get; init; }
+
+    /// <summary>Temperature of the candidate sampling; 0 takes the argmax.</summary>
+    public double Temperature { get; init; }
+
+    /// <summary>cfg_scale: classifier-free guidance strength; 0 disables it.</summary>
+    public double CfgScale { get; init; }
+
+    /// <summary>Which rule orders the candidates of a step.</summary>
+    public Remasking Remasking { get; init; } = Remasking.LowConfidence;
+
+    /// <summary>logits_eos_inf: the EOS logit is set to -inf before choosing candidates.</summary>
+    public bool LogitsEosInf { get; init; }
+
+    /// <summary>confidence_eos_eot_inf: EOS and end-of-turn candidates get confidence -inf, so they are committed
+    /// only when nothing else is left (at every temperature, for both tokens).</summary>
+    public bool ConfidenceEosEotInf { get; init; }
+
+    /// <summary>End-of-text token id (eos_token_id).</summary>
+    public required int EosTokenId { get; init; }
+
+    /// <summary>End-of-turn token id (&lt;|eot_id|&gt; for chat models), or null.</summary>
+    public int? EndOfTurnTokenId { get; init; }
+
+    /// <summary>Token placed left of shorter prompts in a batch (hidden by the key mask). Null: <see cref="EosTokenId"/>.</summary>
+    public int? PadTokenId { get; init; }
+
+    /// <summary>Seed of every random draw; the same seed gives the same output on any thread count.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Parallel decoding (Fast-dLLM, beyond the paper): commit every candidate with confidence at least
+    /// this, and at least one per step. Range (0, 1]. Needs <see cref="Remasking.LowConfidence"/>.</summary>
+    public double? Threshold { get; init; }
+
+    /// <summary>Parallel decoding (Fast-dLLM, beyond the paper): factor rule, see <see cref="FactorCommit"/>.
+    /// Positive. Needs <see cref="Remasking.LowConfidence"/>.</summary>
+    public double? Factor { get; init; }
+
+    /// <summary>
+    /// Beyond the paper, off by default: when a block finishes holding an EOS or end-of-turn token, every later
+    /// position of that row is filled with EOS and no more steps run for it. This changes results compared with
+    /// the reference, which keeps sampling later blocks (and may put non-EOS tokens after an EOS there), but those
+    /// tokens are cut from the text answer anyway.
+    /// </summary>
+    public bool EarlyExit { get; init; }
+
+    /// <summary>Number of blocks, gen_length / block_length.</summary>
+    public int Blocks => GenLength / BlockLength;
+
+    /// <summary>The autoregressive extreme as a schedule: blocks of one token, one step each, left to right.</summary>
+    public GenerationOptions AsAutoregressive() =>
+        this with { BlockLength = 1, Steps = GenLength, Threshold = null, Factor = null };
+
+    /// <summary>The commit rule these options select.</summary>
+    public ICommitRule CommitRule() =>
+        Threshold is { } t ? new ThresholdCommit(t) : Factor is { } f ? new FactorCommit(f) : ScheduledCommit.Instance;
+
+    /// <summary>The remasking rule these options select.</summary>
+    public IRemaskingRule RemaskingRule() => Remasking switch
+    {
+        Remasking.LowConfidence => LowConfidenceRemasking.Instance,
+        Remasking.Random => RandomRemasking.Instance,
+        _ => throw new ArgumentOutOfRangeException(nameof(Remasking), Remasking, "unknown remasking rule"),
+    };
+
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> naming the first problem: lengths that do not divide, a canvas longer
+    /// than the model accepts, token ids outside the vocabulary, or out-of-range settings.
+    /// </summary>
+    public void Validate(IMaskPredictor predictor, IReadOnlyList<int[]> prompts)
+    {
+        ArgumentNullException.ThrowIfNull(predictor);
+        ArgumentNullException.ThrowIfNull(prompts);
+        int vocab = predictor.VocabSize;
+        if (GenLength < 1) Fail($"gen_length must be at least 1 (got {GenLength})");
+        if (BlockLength < 1) Fail($"block_length must be at least 1 (got {BlockLength})");
+        if (GenLength % BlockLength != 0)
+            Fail($"gen_length {GenLength} is not divisible by block_length {BlockLength}");
+        bool scheduled = Threshold is null && Factor is null;
+        if (scheduled)
+        {
+            if (Steps < 1) Fail($"steps must be at least 1 (got {Steps})");
+            if (Steps % Blocks != 0)
+                Fail($"steps {Steps} is not divisible by the number of blocks {Blocks} (gen_length {GenLength} / block_length {BlockLength})");
+        }
+        if (!double.IsFinite(Temperature) || Temperature < 0) Fail($"temperature must be finite and >= 0 (got {Temperature})");
+        if (!double.IsFinite(CfgScale) || CfgScale < 0) Fail($"cfg_scale must be finite and >= 0 (got {CfgScale})");
+        if (!Enum.IsDefined(Remasking)) Fail($"unknown remasking rule {(int)Remasking}");
+        if (Threshold is not null && Factor is not null) Fail("set at most one of threshold and factor");
+        if (Threshold is { } t && !(t > 0 && t <= 1)) Fail($"threshold must be in (0, 1] (got {t})");
+        if (Factor is { } f && !(f > 0 && double.IsFinite(f))) Fail($"factor must be positive and finite (got {f})");
+        if (!scheduled && Remasking != Remasking.LowConfidence)
+            Fail("threshold and factor compare model confidences; they need low_confidence remasking");
+        CheckId("eos_token_id", EosTokenId, predictor);
+        if (EndOfTurnTokenId is { } eot) CheckId("end-of-turn token id", eot, predictor);
+        if (PadTokenId is { } pad) CheckId("pad token id", pad, predictor);
+
+        if (prompts.Count == 0) Fail("at least one prompt is needed");
+        for (int r = 0; r < prompts.Count; r++)
+        {
+            int[] prompt = prompts[r] ?? throw new ArgumentException($"prompt {r} is null");
+            if ((long)prompt.Length + GenLength > predictor.MaxSequenceLength)
+                Fail($"prompt {r} ({prompt.Length} tokens) + gen_length {GenLength} = {prompt.Length + GenLength} exceeds the model's max_sequence_length {predictor.MaxSequenceLength}");
+            for (int i = 0; i < prompt.Length; i++)
+            {
+                if ((uint)prompt[i] >= (uint)vocab) Fail($"prompt {r} token {i} is {prompt[i]}, outside the vocabulary [0, {vocab})");
+                if (prompt[i] == predictor.MaskTokenId)
+                    Fail($"prompt {r} token {i} is the mask token {prompt[i]}; the reverse process only fills the generated canvas");
+            }
+        }
+
+        static void CheckId(string name, int id, IMaskPredictor p)
+        {
+            if ((uint)id >= (uint)p.VocabSize) Fail($"{name} {id} is outside the vocabulary [0, {p.VocabSize})");
+            if (id == p.MaskTokenId) Fail($"{name} {id} is the mask token");
+        }
+    }
+
+    private static void Fail(string message) => throw new ArgumentException(message);
+}

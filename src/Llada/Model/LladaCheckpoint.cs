@@ -1,0 +1,282 @@
+using System.Text.Json;
+using Llada.Numerics;
+
+namespace Llada.Model;
+
+/// <summary>The weights of one Transformer block, as views into the mapped checkpoint.</summary>
+/// <param name="AttnNorm">attn_norm.weight as 1 x d.</param>
+/// <param name="QProj">q_proj [d, d].</param>
+/// <param name="KProj">k_proj [n_kv_heads*head_dim, d].</param>
+/// <param name="VProj">v_proj [n_kv_heads*head_dim, d].</param>
+/// <param name="AttnOut">attn_out [d, d].</param>
+/// <param name="FfNorm">ff_norm.weight as 1 x d.</param>
+/// <param name="FfProj">ff_proj, the SwiGLU gate [mlp_hidden_size, d].</param>
+/// <param name="UpProj">up_proj [mlp_hidden_size, d].</param>
+/// <param name="FfOut">ff_out, the down projection [d, mlp_hidden_size].</param>
+public readonly record struct LladaLayerWeights(
+    WeightMatrix AttnNorm, WeightMatrix QProj, WeightMatrix KProj, WeightMatrix VProj, WeightMatrix AttnOut,
+    WeightMatrix FfNorm, WeightMatrix FfProj, WeightMatrix UpProj, WeightMatrix FfOut);
+
+/// <summary>Summary of a checkpoint for display (e.g. <c>llada info</c>).</summary>
+/// <param name="Directory">Model directory.</param>
+/// <param name="Architecture">architectures[0] of config.json, or LLaDAModelLM.</param>
+/// <param name="Config">The parsed config.</param>
+/// <param name="ParameterCount">Parameters of the tensors the model uses (a tied head counted once).</param>
+/// <param name="ParametersByDType">Parameter count per stored dtype name.</param>
+/// <param name="DTypeSummary">The stored dtype, or a mix such as "BF16 + F32".</param>
+/// <param name="WeightBytes">Bytes of the tensors the model uses (what the mapping pages in when all are touched).</param>
+/// <param name="BytesOnDisk">Total size of the safetensors files.</param>
+/// <param name="Files">Safetensors file names.</param>
+/// <param name="UnexpectedTensors">Tensors present but not used by the model.</param>
+/// <param name="HasTokenizer">tokenizer.json is present.</param>
+public sealed record CheckpointDescription(
+    string Directory, string Architecture, LladaConfig Config, long ParameterCount,
+    IReadOnlyDictionary<string, long> ParametersByDType, string DTypeSummary, long WeightBytes, long BytesOnDisk,
+    IReadOnlyList<string> Files, IReadOnlyList<string> UnexpectedTensors, bool HasTokenizer);
+
+/// <summary>
+/// A Hugging Face LLaDA model directory opened for inference: config.json, then model.safetensors or
+/// model.safetensors.index.json and its shards, all memory-mapped. Opening checks that every tensor the config
+/// requires exists with the right shape and a float dtype, reporting all problems in one exception. Matrix views stay
+/// valid until <see cref="Dispose"/>.
+/// </summary>
+public sealed class LladaCheckpoint : IDisposable
+{
+    private readonly List<SafetensorsFile> _files;
+    private readonly Dictionary<string, (SafetensorsFile File, TensorInfo Info)> _tensors;
+
+    private LladaCheckpoint(string directory, LladaConfig config, List<SafetensorsFile> files,
+        Dictionary<string, (SafetensorsFile, TensorInfo)> tensors, List<string> unexpected)
+    {
+        Directory = directory;
+        Config = config;
+        _files = files;
+        _tensors = tensors;
+        UnexpectedTensors = unexpected;
+        TokenizerJsonPath = Existing("tokenizer.json");
+        TokenizerConfigPath = Existing("tokenizer_config.json");
+        SpecialTokensMapPath = Existing("special_tokens_map.json");
+    }
+
+    /// <summary>Full path of the model directory.</summary>
+    public string Directory { get; }
+
+    /// <summary>The validated config.</summary>
+    public LladaConfig Config { get; }
+
+    /// <summary>The mapped safetensors files.</summary>
+    public IReadOnlyList<SafetensorsFile> Files => _files;
+
+    /// <summary>Tensors in the files that the model does not use (a warning, not an error).</summary>
+    public IReadOnlyList<string> UnexpectedTensors { get; }
+
+    /// <summary>tokenizer.json beside the weights, or null.</summary>
+    public string? TokenizerJsonPath { get; }
+
+    /// <summary>tokenizer_config.json beside the weights (chat template, special tokens), or null.</summary>
+    public string? TokenizerConfigPath { get; }
+
+    /// <summary>special_tokens_map.json beside the weights, or null.</summary>
+    public string? SpecialTokensMapPath { get; }
+
+    /// <summary>Token embedding wte [embedding_size, d].</summary>
+    public WeightMatrix Embedding => Matrix(LladaTensorNames.Embedding);
+
+    /// <summary>Final norm ln_f as 1 x d.</summary>
+    public WeightMatrix FinalNorm => Matrix(LladaTensorNames.FinalNorm);
+
+    /// <summary>The LM head [embedding_size, d]: ff_out, or wte when weight_tying.</summary>
+    public WeightMatrix LmHead => Matrix(Config.WeightTying ? LladaTensorNames.Embedding : LladaTensorNames.LmHead);
+
+    /// <summary>Parameters of the tensors the model uses (a tied head counted once).</summary>
+    public long ParameterCount => UsedTensors().Sum(t => t.Info.ElementCount);
+
+    /// <summary>Bytes of the tensors the model uses.</summary>
+    public long WeightBytes => UsedTensors().Sum(t => t.Info.ByteLength);
+
+    /// <summary>Total size of the safetensors files.</summary>
+    public long BytesOnDisk => _files.Sum(f => f.FileLength);
+
+    /// <summary>The dtype of the large matrices when they all share one (the usual case), else null.</summary>
+    public DType? DType
+    {
+        get
+        {
+            var dtypes = UsedTensors().Where(t => t.Info.Shape.Count == 2)
+                .Select(t => t.File.WeightDType(t.Info)).Distinct().ToList();
+            return dtypes.Count == 1 ? dtypes[0] : null;
+        }
+    }
+
+    /// <summary>
+    /// Opens the model in <paramref name="directory"/>. model.safetensors is preferred over an index when both exist
+    /// (as transformers does).
+    /// </summary>
+    /// <exception cref="CheckpointFormatException">A malformed file, or tensors missing or mis-shaped for the config (all listed).</exception>
+    /// <exception cref="UnsupportedArchitectureException">config.json describes another architecture.</exception>
+    /// <exception cref="FileNotFoundException">config.json or the weights are absent.</exception>
+    public static LladaCheckpoint Open(string directory)
+    {
+        directory = Path.GetFullPath(directory);
+        string configPath = Path.Combine(directory, LladaConfigFile.FileName);
+        if (!File.Exists(configPath)) throw new FileNotFoundException($"{configPath} not found: not a model directory", configPath);
+        var config = LladaConfigFile.Load(configPath);
+
+        var files = new List<SafetensorsFile>();
+        try
+        {
+            var tensors = MapWeights(directory, files);
+            var shapes = tensors.ToDictionary(p => p.Key, p => p.Value.Info.Shape, StringComparer.Ordinal);
+            var unexpected = new List<string>();
+            var problems = LladaTensorNames.Check(config, shapes, unexpected);
+            foreach (var (name, _) in LladaTensorNames.Expected(config))
+                if (tensors.TryGetValue(name, out var t) && !SafetensorsDTypes.TryToWeightDType(t.Info.DTypeName, out _))
+                    problems.Add($"tensor '{name}' in {Path.GetFileName(t.File.Path)} has dtype {t.Info.DTypeName}, expected F32, BF16 or F16");
+            if (problems.Count > 0)
+                throw new CheckpointFormatException(directory, null,
+                    problems.Prepend($"weights do not match config.json (d_model {config.DModel}, n_layers {config.NLayers}, " +
+                        $"n_heads {config.NHeads}, n_kv_heads {config.NKvHeads}, mlp_hidden_size {config.MlpHiddenSize}, " +
+                        $"embedding_size {config.EmbeddingSize}, weight_tying {config.WeightTying.ToString().ToLowerInvariant()}):").ToList());
+            return new LladaCheckpoint(directory, config, files, tensors, unexpected);
+        }
+        catch
+        {
+            foreach (var f in files) f.Dispose();
+            throw;
+        }
+    }
+
+    private static Dictionary<string, (SafetensorsFile File, TensorInfo Info)> MapWeights(string directory, List<SafetensorsFile> files)
+    {
+        var tensors = new Dictionary<string, (SafetensorsFile, TensorInfo)>(StringComparer.Ordinal);
+        string single = Path.Combine(directory, SafetensorsWriter.SingleFileName);
+        string index = Path.Combine(directory, SafetensorsWriter.IndexFileName);
+        if (File.Exists(single))
+        {
+            var file = SafetensorsFile.Open(single);
+            files.Add(file);
+            foreach (var t in file.Tensors) tensors.Add(t.Name, (file, t));
+            return tensors;
+        }
+        if (!File.Exists(index))
+            throw new FileNotFoundException(
+                $"{directory} has neither {SafetensorsWriter.SingleFileName} nor {SafetensorsWriter.IndexFileName}", single);
+
+        var weightMap = ReadIndex(index);
+        var problems = new List<string>();
+        foreach (string shard in weightMap.Values.Distinct().Order(StringComparer.Ordinal))
+        {
+            string shardPath = Path.Combine(directory, shard);
+            if (!File.Exists(shardPath))
+            {
+                problems.Add($"shard '{shard}' named in the weight_map does not exist");
+                continue;
+            }
+            var file = SafetensorsFile.Open(shardPath);
+            files.Add(file);
+            foreach (var t in file.Tensors)
+                if (!tensors.TryAdd(t.Name, (file, t)))
+                    problems.Add($"tensor '{t.Name}' is stored in both {Path.GetFileName(tensors[t.Name].Item1.Path)} and {shard}");
+        }
+        foreach (var (name, shard) in weightMap)
+            if (tensors.TryGetValue(name, out var t) && Path.GetFileName(t.Item1.Path) != shard)
+                problems.Add($"weight_map puts '{name}' in {shard} but it is in {Path.GetFileName(t.Item1.Path)}");
+            else if (!tensors.ContainsKey(name) && File.Exists(Path.Combine(directory, shard)))
+                problems.Add($"weight_map puts '{name}' in {shard} but that shard does not contain it");
+        if (problems.Count > 0) throw new CheckpointFormatException(index, null, problems);
+        return tensors;
+    }
+
+    private static Dictionary<string, string> ReadIndex(string index)
+    {
+        byte[] bytes = File.ReadAllBytes(index);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            throw new CheckpointFormatException(index, null, "not valid UTF-8");
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(bytes);
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointFormatException(index, null, $"not valid JSON: {e.Message}", e);
+        }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object ||
+                !doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
+                throw new CheckpointFormatException(index, "weight_map", "expected {\"weight_map\": {tensor name: shard file}}");
+            var result = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var entry in map.EnumerateObject())
+            {
+                if (entry.Value.ValueKind != JsonValueKind.String)
+                    throw new CheckpointFormatException(index, entry.Name, $"weight_map value must be a file name, found {entry.Value.ValueKind}");
+                string file = entry.Value.GetString()!;
+                // A shard is a plain file beside the index; anything else could reach outside the model directory.
+                if (file.Length == 0 || file != Path.GetFileName(file) || file is "." or "..")
+                    throw new CheckpointFormatException(index, entry.Name, $"shard '{file}' must be a plain file name in the model directory");
+                if (!result.TryAdd(entry.Name, file))
+                    throw new CheckpointFormatException(index, entry.Name, "appears twice in weight_map");
+            }
+            return result;
+        }
+    }
+
+    /// <summary>True when the checkpoint holds a tensor named <paramref name="name"/>.</summary>
+    public bool Contains(string name) => _tensors.ContainsKey(name);
+
+    /// <summary>Header information of a tensor.</summary>
+    /// <exception cref="CheckpointFormatException">No such tensor.</exception>
+    public TensorInfo Tensor(string name) => Find(name).Info;
+
+    /// <summary>A matrix view of a 2-D tensor, or of a 1-D vector as 1 x n.</summary>
+    /// <exception cref="CheckpointFormatException">No such tensor, or it is not a F32/BF16/F16 vector or matrix.</exception>
+    public WeightMatrix Matrix(string name) => Find(name).File.GetMatrix(name);
+
+    /// <summary>The weights of block <paramref name="layer"/> (0-based).</summary>
+    public LladaLayerWeights Layer(int layer)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, Config.NLayers);
+        WeightMatrix M(string part) => Matrix(LladaTensorNames.Block(layer, part));
+        return new LladaLayerWeights(M("attn_norm"), M("q_proj"), M("k_proj"), M("v_proj"), M("attn_out"),
+            M("ff_norm"), M("ff_proj"), M("up_proj"), M("ff_out"));
+    }
+
+    /// <summary>Copies a tensor to float32 (for small tensors, tests and tools).</summary>
+    public float[] ReadSingles(string name) => Find(name).File.ReadSingles(name);
+
+    /// <summary>Everything <c>llada info</c> shows.</summary>
+    public CheckpointDescription Describe()
+    {
+        var byDType = UsedTensors().GroupBy(t => t.Info.DTypeName)
+            .ToDictionary(g => g.Key, g => g.Sum(t => t.Info.ElementCount), StringComparer.Ordinal);
+        string summary = string.Join(" + ", byDType.OrderByDescending(p => p.Value).Select(p => p.Key));
+        string architecture = "LLaDAModelLM";
+        if (Config.OtherKeys.TryGetValue("architectures", out var arch) && arch.ValueKind == JsonValueKind.Array &&
+            arch.GetArrayLength() > 0 && arch[0].ValueKind == JsonValueKind.String)
+            architecture = arch[0].GetString()!;
+        return new CheckpointDescription(Directory, architecture, Config, ParameterCount, byDType, summary, WeightBytes,
+            BytesOnDisk, _files.Select(f => Path.GetFileName(f.Path)).ToList(), UnexpectedTensors, TokenizerJsonPath is not null);
+    }
+
+    /// <summary>Unmaps every file; all views taken from the checkpoint become invalid.</summary>
+    public void Dispose()
+    {
+        foreach (var f in _files) f.Dispose();
+    }
+
+    private (SafetensorsFile File, TensorInfo Info) Find(string name) =>
+        _tensors.TryGetValue(name, out var t)
+            ? t
+            : throw new CheckpointFormatException(Directory, name, "no tensor of this name in the checkpoint");
+
+    private IEnumerable<(SafetensorsFile File, TensorInfo Info)> UsedTensors() =>
+        LladaTensorNames.Expected(Config).Select(e => _tensors[e.Name]);
+
+    private string? Existing(string fileName)
+    {
+        string path = Path.Combine(Directory, fileName);
+        return File.Exists(path) ? path : null;
+    }
+}

@@ -1,0 +1,114 @@
+using System.Runtime.InteropServices;
+using Llada.Numerics;
+
+namespace Llada.Model;
+
+/// <summary>
+/// A tensor to be written to a safetensors file: its name, dtype, shape and a source of bytes. Float32 sources
+/// are converted to the target dtype while writing, so no second copy of the model is built in memory.
+/// </summary>
+public sealed class NamedTensor
+{
+    private readonly Action<Stream> _write;
+
+    private NamedTensor(string name, string dtypeName, long[] shape, long byteLength, Action<Stream> write)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        Name = name;
+        DTypeName = dtypeName;
+        Shape = shape;
+        ByteLength = byteLength;
+        _write = write;
+    }
+
+    /// <summary>Tensor name.</summary>
+    public string Name { get; }
+
+    /// <summary>Safetensors dtype name written to the header.</summary>
+    public string DTypeName { get; }
+
+    /// <summary>Dimensions, outermost first.</summary>
+    public IReadOnlyList<long> Shape { get; }
+
+    /// <summary>Bytes written to the data section.</summary>
+    public long ByteLength { get; }
+
+    /// <summary>Raw bytes already in <paramref name="dtypeName"/> layout (little-endian).</summary>
+    /// <exception cref="ArgumentException">Unknown dtype, negative dimension, or a byte count that does not match the shape.</exception>
+    public static NamedTensor FromBytes(string name, string dtypeName, IReadOnlyList<long> shape, ReadOnlyMemory<byte> data)
+    {
+        if (!SafetensorsDTypes.TryGetElementSize(dtypeName, out int size))
+            throw new ArgumentException($"tensor '{name}': unknown safetensors dtype '{dtypeName}'", nameof(dtypeName));
+        long bytes = CheckedElementCount(name, shape) * size;
+        if (bytes != data.Length)
+            throw new ArgumentException(
+                $"tensor '{name}': shape {TensorInfo.FormatShape(shape)} of {dtypeName} needs {bytes} bytes, got {data.Length}",
+                nameof(data));
+        return new NamedTensor(name, dtypeName, [.. shape], bytes, s => s.Write(data.Span));
+    }
+
+    /// <summary>Float32 values stored as <paramref name="dtype"/> (round to nearest even for BF16 and F16).</summary>
+    /// <exception cref="ArgumentException">Negative dimension or a value count that does not match the shape.</exception>
+    public static NamedTensor FromSingles(string name, DType dtype, IReadOnlyList<long> shape, ReadOnlyMemory<float> values)
+    {
+        long count = CheckedElementCount(name, shape);
+        if (count != values.Length)
+            throw new ArgumentException(
+                $"tensor '{name}': shape {TensorInfo.FormatShape(shape)} needs {count} values, got {values.Length}", nameof(values));
+        return new NamedTensor(name, SafetensorsDTypes.NameOf(dtype), [.. shape], count * DTypes.SizeOf(dtype),
+            s => WriteConverted(s, values.Span, dtype));
+    }
+
+    /// <summary>
+    /// A tensor copied byte for byte from an open file (re-sharding, renaming). <paramref name="source"/> must stay
+    /// open until the tensor has been written.
+    /// </summary>
+    public static unsafe NamedTensor FromFile(SafetensorsFile source, string sourceName, string? name = null)
+    {
+        var info = source.GetTensor(sourceName);
+        return new NamedTensor(name ?? sourceName, info.DTypeName, [.. info.Shape], info.ByteLength, s =>
+        {
+            byte* p = source.GetPointer(info);
+            for (long done = 0; done < info.ByteLength;)
+            {
+                int chunk = (int)Math.Min(1 << 24, info.ByteLength - done);
+                s.Write(new ReadOnlySpan<byte>(p + done, chunk));
+                done += chunk;
+            }
+        });
+    }
+
+    internal void WriteData(Stream stream) => _write(stream);
+
+    private static long CheckedElementCount(string name, IReadOnlyList<long> shape)
+    {
+        long count = 1;
+        foreach (long d in shape)
+        {
+            if (d < 0) throw new ArgumentException($"tensor '{name}': negative dimension in {TensorInfo.FormatShape(shape)}");
+            count = checked(count * d);
+        }
+        return count;
+    }
+
+    private static void WriteConverted(Stream stream, ReadOnlySpan<float> values, DType dtype)
+    {
+        if (dtype == DType.F32)
+        {
+            stream.Write(MemoryMarshal.AsBytes(values));
+            return;
+        }
+        // Convert in bounded chunks: writing a 1 GB embedding must not allocate another 1 GB.
+        Span<ushort> buffer = new ushort[Math.Min(values.Length, 1 << 16)];
+        for (int start = 0; start < values.Length; start += buffer.Length)
+        {
+            int n = Math.Min(buffer.Length, values.Length - start);
+            var chunk = values.Slice(start, n);
+            if (dtype == DType.BF16)
+                for (int i = 0; i < n; i++) buffer[i] = DTypes.SingleToBF16(chunk[i]);
+            else
+                for (int i = 0; i < n; i++) buffer[i] = BitConverter.HalfToUInt16Bits((Half)chunk[i]);
+            stream.Write(MemoryMarshal.AsBytes(buffer[..n]));
+        }
+    }
+}
