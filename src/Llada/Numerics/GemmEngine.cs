@@ -36,7 +36,7 @@ internal static unsafe class GemmEngine
         : KernelKind.Scalar;
 
     /// <summary>Largest m that takes the unpacked dot-product path (when the layouts allow it).</summary>
-    internal static int SmallM = 8;
+    internal static int SmallM = 48;
 
     internal struct Problem
     {
