@@ -467,7 +467,7 @@ internal static unsafe class GemmEngine
     }
 
     /// <summary>sums[r*4+q] = dot(x[r], w[q]) over k, 16 Vector256 accumulators, fixed lane-then-tail order.</summary>
-    private static void Dot4x4(float** x, float** w, int k, float* sums)
+    internal static void Dot4x4(float** x, float** w, int k, float* sums)
     {
         float* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
         float* w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
