@@ -7,6 +7,11 @@ internal static class CommandCatalog
 {
     public static IEnumerable<Command> All()
     {
-        yield break;
+        yield return GenerateCommand.Create();
+        yield return ScoreCommand.Create();
+        yield return InfoCommand.Create();
+        yield return TokenizeCommands.Tokenize();
+        yield return TokenizeCommands.Detokenize();
+        yield return BenchCommand.Create();
     }
 }

@@ -78,6 +78,26 @@ public sealed class NamedTensor
         });
     }
 
+    /// <summary>
+    /// Float32 values produced chunk by chunk while writing (stored as <paramref name="dtype"/>), so a tensor larger
+    /// than memory can be written: <paramref name="fill"/> receives the element offset of each chunk and fills it.
+    /// </summary>
+    public static NamedTensor FromGenerator(string name, DType dtype, IReadOnlyList<long> shape, Action<long, Span<float>> fill)
+    {
+        ArgumentNullException.ThrowIfNull(fill);
+        long count = CheckedElementCount(name, shape);
+        return new NamedTensor(name, SafetensorsDTypes.NameOf(dtype), [.. shape], count * DTypes.SizeOf(dtype), s =>
+        {
+            var chunk = new float[(int)Math.Min(count, 1 << 20)];
+            for (long done = 0; done < count; done += chunk.Length)
+            {
+                var span = chunk.AsSpan(0, (int)Math.Min(chunk.Length, count - done));
+                fill(done, span);
+                WriteConverted(s, span, dtype);
+            }
+        });
+    }
+
     internal void WriteData(Stream stream) => _write(stream);
 
     private static long CheckedElementCount(string name, IReadOnlyList<long> shape)

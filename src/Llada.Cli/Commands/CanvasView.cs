@@ -1,0 +1,57 @@
+using Llada.Diffusion;
+using Llada.Tokenization;
+using Spectre.Console;
+
+namespace Llada.Cli.Commands;
+
+/// <summary>
+/// Draws the answer canvas live while the reverse process unmasks it: committed tokens as text, masks as dim
+/// blocks, tokens committed in the latest step highlighted.
+/// </summary>
+internal sealed class CanvasView(Tokenizer? tokenizer, int maskId)
+{
+    private const string MaskGlyph = "░";
+
+    public GenerationResult Run(Func<IProgress<ReverseProcessStep>, GenerationResult> generate)
+    {
+        GenerationResult? result = null;
+        AnsiConsole.Live(new Markup("[grey]" + MaskGlyph + "[/]"))
+            .AutoClear(false)
+            .Overflow(VerticalOverflow.Ellipsis)
+            .Start(live =>
+            {
+                result = generate(new Reporter(step =>
+                {
+                    live.UpdateTarget(new Panel(Render(step)) { Header = new PanelHeader($"step {step.Step + 1}, block {step.Block + 1}") });
+                    live.Refresh();
+                }));
+            });
+        return result!;
+    }
+
+    private Markup Render(ReverseProcessStep step)
+    {
+        var fresh = new HashSet<int>(step.Committed.Where(c => c.Row == 0).Select(c => c.Position));
+        var sb = new System.Text.StringBuilder();
+        for (int i = 0; i < step.GenLength; i++)
+        {
+            int id = step.Canvas[i];
+            if (id == maskId)
+            {
+                sb.Append("[grey]").Append(MaskGlyph).Append("[/]");
+                continue;
+            }
+            string piece = tokenizer?.Decode([id]) ?? $"<{id}>";
+            if (tokenizer is not null && tokenizer.IsSpecial(id)) piece = $"⟨{tokenizer.IdToToken(id)}⟩";
+            string escaped = Markup.Escape(piece);
+            sb.Append(fresh.Contains(i) ? $"[bold yellow]{escaped}[/]" : escaped);
+        }
+        return new Markup(sb.ToString());
+    }
+
+    /// <summary>Reports synchronously on the sampling thread (Progress&lt;T&gt; would post out of order).</summary>
+    private sealed class Reporter(Action<ReverseProcessStep> report) : IProgress<ReverseProcessStep>
+    {
+        public void Report(ReverseProcessStep value) => report(value);
+    }
+}

@@ -1,0 +1,79 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using Llada.Diffusion;
+using Llada.Tokenization;
+
+namespace Llada.Cli.Commands;
+
+/// <summary>`llada generate`: the reverse process on one prompt.</summary>
+internal static class GenerateCommand
+{
+    public static Command Create()
+    {
+        var model = ModelSource.ModelOption();
+        var prompt = new Option<string?>("--prompt", "-p") { Description = "Prompt text (wrapped in the model's chat template unless --no-chat-template)." };
+        var promptIds = new Option<string?>("--prompt-ids") { Description = "Prompt as comma-separated token ids, used exactly as given." };
+        var noTemplate = new Option<bool>("--no-chat-template") { Description = "Encode --prompt as plain text (for base models)." };
+        var threads = ModelSource.ThreadsOption();
+        var json = ModelSource.JsonOption();
+        var visualize = new Option<bool>("--visualize") { Description = "Redraw the answer canvas as tokens are unmasked, to watch diffusion happen." };
+        var sampling = new SamplingOptions();
+        var command = new Command("generate",
+            "Generate an answer with the LLaDA reverse process: start from a fully masked canvas and unmask it step by step.\n" +
+            "Examples:\n  llada generate --prompt \"What is the sum of 3 and 4?\"\n" +
+            "  llada generate --prompt \"Define the word 'harbor'.\" --gen-length 64 --steps 64 --block-length 16 --visualize\n" +
+            "  llada generate --model DIR --prompt-ids 1,2,3 --json")
+        {
+            model, prompt, promptIds, noTemplate, threads, json, visualize,
+        };
+        sampling.AddTo(command);
+        CliAction.Set(command, (parse, ctx, token) =>
+        {
+            ModelSource.ApplyThreads(parse.GetValue(threads));
+            string? text = parse.GetValue(prompt), ids = parse.GetValue(promptIds);
+            if ((text is null) == (ids is null)) throw new ArgumentException("give exactly one of --prompt TEXT or --prompt-ids 1,2,3");
+            using var loaded = ModelSource.Load(parse.GetValue(model));
+            int[] promptTokens = ids is not null
+                ? ModelSource.ParseIds(ids, "--prompt-ids")
+                : EncodePrompt(loaded.RequireTokenizer("use --prompt-ids"), text!, parse.GetValue(noTemplate));
+            var options = sampling.Build(parse, loaded.EosId, loaded.EndOfTurnId);
+            var sampler = new ReverseProcess(loaded.Predictor);
+
+            CanvasView? view = parse.GetValue(visualize) ? new CanvasView(loaded.Tokenizer, loaded.Predictor.MaskTokenId) : null;
+            var watch = Stopwatch.StartNew();
+            var result = view is null
+                ? sampler.Generate(promptTokens, options, null, token)
+                : view.Run(progress => sampler.Generate(promptTokens, options, progress, token));
+            watch.Stop();
+
+            int[] canvas = result.Sequences[0];
+            int[] answer = result.Answer().ToArray();
+            string? answerText = loaded.Tokenizer?.Decode(answer, skipSpecialTokens: true);
+            if (parse.GetValue(json))
+            {
+                ctx.Output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    prompt_ids = promptTokens,
+                    token_ids = canvas,
+                    text = answerText,
+                    elapsed_ms = Math.Round(watch.Elapsed.TotalMilliseconds, 1),
+                    forward_passes = result.ForwardPasses,
+                }));
+            }
+            else
+            {
+                ctx.Output.WriteLine(answerText ?? string.Join(",", answer));
+                ctx.Error.WriteLine($"[{answer.Length} tokens, {result.Steps} steps, {result.ForwardPasses} forward passes, {watch.Elapsed.TotalSeconds:0.00} s]");
+            }
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    /// <summary>A user turn in the chat template (when the tokenizer has or implies one), else plain text with BOS if the tokenizer adds it.</summary>
+    internal static int[] EncodePrompt(Tokenizer tokenizer, string text, bool noChatTemplate) =>
+        noChatTemplate
+            ? tokenizer.Encode(text, addSpecialTokens: true)
+            : tokenizer.EncodeChat([new ChatMessage("user", text)], addGenerationPrompt: true);
+}

@@ -1,0 +1,123 @@
+using System.CommandLine;
+using Llada.Model;
+using Llada.Numerics;
+using Llada.Tokenization;
+
+namespace Llada.Cli.Commands;
+
+/// <summary>Options shared by the commands that load a model, and how they find one.</summary>
+internal static class ModelSource
+{
+    /// <summary>Folder of the embedded default model, relative to the executable (and to the repository root).</summary>
+    public const string DefaultModelFolder = "models/llada-tiny-instruct";
+
+    public static Option<string?> ModelOption(bool required = false) => new("--model", "-m")
+    {
+        Description = required
+            ? "Model directory in the Hugging Face layout (config.json, *.safetensors, tokenizer.json)."
+            : $"Model directory in the Hugging Face layout (config.json, *.safetensors, tokenizer.json). Default: the embedded {DefaultModelFolder}.",
+        Required = required,
+    };
+
+    public static Option<int?> ThreadsOption() => new("--threads")
+    {
+        Description = "Threads for the numeric kernels (default: all cores).",
+    };
+
+    public static Option<bool> JsonOption() => new("--json")
+    {
+        Description = "Print one JSON object instead of human-readable text.",
+    };
+
+    /// <summary>Resolves --model: the given directory, else $LLADA_MODEL, else the embedded default.</summary>
+    public static string Resolve(string? model)
+    {
+        if (!string.IsNullOrEmpty(model))
+        {
+            if (!Directory.Exists(model)) throw new DirectoryNotFoundException($"model directory '{model}' does not exist");
+            return model;
+        }
+        string? fromEnv = Environment.GetEnvironmentVariable("LLADA_MODEL");
+        if (!string.IsNullOrEmpty(fromEnv))
+        {
+            if (!Directory.Exists(fromEnv)) throw new DirectoryNotFoundException($"LLADA_MODEL points to '{fromEnv}', which does not exist");
+            return fromEnv;
+        }
+        foreach (var candidate in new[]
+                 {
+                     Path.Combine(AppContext.BaseDirectory, DefaultModelFolder),
+                     Path.Combine(Directory.GetCurrentDirectory(), DefaultModelFolder),
+                 })
+            if (File.Exists(Path.Combine(candidate, "config.json"))) return candidate;
+        throw new DirectoryNotFoundException(
+            $"no --model given and the embedded default model ({DefaultModelFolder}) was not found next to the executable; pass --model DIR");
+    }
+
+    public static void ApplyThreads(int? threads)
+    {
+        if (threads is null) return;
+        if (threads < 1) throw new ArgumentException($"--threads must be at least 1 (got {threads})");
+        Parallelism.ThreadCount = threads.Value;
+    }
+
+    /// <summary>Loads the tokenizer of a model directory, with a clear error when it has none.</summary>
+    public static Tokenizer LoadTokenizer(string directory)
+    {
+        bool has = File.Exists(Path.Combine(directory, "tokenizer.json")) || File.Exists(Path.Combine(directory, "tokenizer.json.gz"));
+        if (!has) throw new FileNotFoundException($"'{directory}' has no tokenizer.json; pass token ids instead of text");
+        return Tokenizer.FromDirectory(directory);
+    }
+
+    /// <summary>Parses "1,2,3" (spaces allowed) into ids.</summary>
+    public static int[] ParseIds(string text, string optionName)
+    {
+        var parts = text.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var ids = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], out ids[i]) || ids[i] < 0)
+                throw new ArgumentException($"{optionName}: '{parts[i]}' is not a token id (expected comma-separated non-negative integers)");
+        if (ids.Length == 0) throw new ArgumentException($"{optionName} is empty");
+        return ids;
+    }
+
+    /// <summary>A loaded model with its tokenizer (null when the directory has none).</summary>
+    public sealed class Loaded(string directory, MaskPredictor predictor, Tokenizer? tokenizer) : IDisposable
+    {
+        public string Directory { get; } = directory;
+        public MaskPredictor Predictor { get; } = predictor;
+        public Tokenizer? Tokenizer { get; } = tokenizer;
+        public LladaConfig Config => Predictor.Config;
+
+        /// <summary>The tokenizer, or a clear error naming what to pass instead.</summary>
+        public Tokenizer RequireTokenizer(string instead) =>
+            Tokenizer ?? throw new FileNotFoundException($"'{Directory}' has no tokenizer.json; {instead}");
+
+        /// <summary>End-of-turn id from the tokenizer (&lt;|eot_id|&gt;), if it has one.</summary>
+        public int? EndOfTurnId => Tokenizer?.EndOfTurnTokenId;
+
+        /// <summary>EOS id: config.json's eos_token_id.</summary>
+        public int EosId => Config.EosTokenId;
+
+        public void Dispose() => Predictor.Dispose();
+    }
+
+    public static Loaded Load(string? model)
+    {
+        string dir = Resolve(model);
+        var predictor = MaskPredictor.Load(dir);
+        try
+        {
+            bool has = File.Exists(Path.Combine(dir, "tokenizer.json")) || File.Exists(Path.Combine(dir, "tokenizer.json.gz"));
+            var tokenizer = has ? Tokenizer.FromDirectory(dir) : null;
+            if (tokenizer is not null && tokenizer.VocabSize > predictor.VocabSize)
+                throw new InvalidDataException(
+                    $"'{dir}': the tokenizer has {tokenizer.VocabSize} tokens but the model's embedding has only {predictor.VocabSize} rows");
+            return new Loaded(dir, predictor, tokenizer);
+        }
+        catch
+        {
+            predictor.Dispose();
+            throw;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+using System.CommandLine;
+using Llada.Diffusion;
+
+namespace Llada.Cli.Commands;
+
+/// <summary>The reverse-process options of `generate` (and of chat/serve), with their help texts.</summary>
+internal sealed class SamplingOptions
+{
+    public readonly Option<int> GenLength = new("--gen-length", "-n")
+    {
+        Description = "Tokens in the answer canvas (all start masked).", DefaultValueFactory = _ => 64,
+    };
+    public readonly Option<int?> Steps = new("--steps", "-s")
+    {
+        Description = "Denoising steps in total (default: gen-length, one token per step). Fewer steps commit several tokens per step: faster, usually worse.",
+    };
+    public readonly Option<int?> BlockLength = new("--block-length", "-b")
+    {
+        Description = "Semi-autoregressive block size; gen-length = pure diffusion. Default: 32 (or gen-length if smaller). Must divide gen-length.",
+    };
+    public readonly Option<double> Temperature = new("--temperature")
+    {
+        Description = "0 = greedy; > 0 samples the candidates (Gumbel-max).", DefaultValueFactory = _ => 0.0,
+    };
+    public readonly Option<double> CfgScale = new("--cfg-scale")
+    {
+        Description = "Classifier-free guidance (0 = off): logits = u + (cfg+1)(c - u), u from a run with the prompt masked.",
+        DefaultValueFactory = _ => 0.0,
+    };
+    public readonly Option<string> Remasking = new("--remasking")
+    {
+        Description = "Which masked positions to commit each step: low_confidence (most confident first), random, or ar (left to right, one per step).",
+        DefaultValueFactory = _ => "low_confidence",
+    };
+    public readonly Option<bool> LogitsEosInf = new("--logits-eos-inf") { Description = "Never propose EOS (its logit is -inf)." };
+    public readonly Option<bool> ConfidenceEosEotInf = new("--confidence-eos-eot-inf")
+    {
+        Description = "Commit EOS / end-of-turn candidates only when nothing else is left.",
+    };
+    public readonly Option<double?> Threshold = new("--threshold")
+    {
+        Description = "Parallel decoding (Fast-dLLM): commit every masked position whose confidence >= this (at least one per step).",
+    };
+    public readonly Option<double?> Factor = new("--factor")
+    {
+        Description = "Parallel decoding (Fast-dLLM factor rule): commit the n most confident while c_n >= 1 - f/(n+1).",
+    };
+    public readonly Option<bool> EarlyExit = new("--early-exit")
+    {
+        Description = "Stop once a finished block holds EOS / end-of-turn (beyond the paper; the text answer is the same up to the EOS).",
+    };
+    public readonly Option<int> Seed = new("--seed") { Description = "Random seed (same seed, same output).", DefaultValueFactory = _ => 0 };
+
+    public IEnumerable<Option> All() =>
+        [GenLength, Steps, BlockLength, Temperature, CfgScale, Remasking, LogitsEosInf, ConfidenceEosEotInf, Threshold, Factor, EarlyExit, Seed];
+
+    public void AddTo(Command command)
+    {
+        foreach (var o in All()) command.Options.Add(o);
+    }
+
+    /// <summary>Builds generation options from the parsed command line and the model's special ids.</summary>
+    public GenerationOptions Build(ParseResult parse, int eosId, int? endOfTurnId)
+    {
+        int gen = parse.GetValue(GenLength);
+        if (gen < 1) throw new ArgumentException($"--gen-length must be at least 1 (got {gen})");
+        string remaskingName = parse.GetValue(Remasking) ?? "low_confidence";
+        int block = parse.GetValue(BlockLength) ?? Math.Min(32, gen);
+        int steps = parse.GetValue(Steps) ?? gen;
+        var remasking = remaskingName switch
+        {
+            "low_confidence" or "ar" => Diffusion.Remasking.LowConfidence,
+            "random" => Diffusion.Remasking.Random,
+            _ => throw new ArgumentException($"--remasking '{remaskingName}' is unknown; use low_confidence, random or ar"),
+        };
+        var options = new GenerationOptions
+        {
+            GenLength = gen,
+            Steps = steps,
+            BlockLength = block,
+            Temperature = parse.GetValue(Temperature),
+            CfgScale = parse.GetValue(CfgScale),
+            Remasking = remasking,
+            LogitsEosInf = parse.GetValue(LogitsEosInf),
+            ConfidenceEosEotInf = parse.GetValue(ConfidenceEosEotInf),
+            EosTokenId = eosId,
+            EndOfTurnTokenId = endOfTurnId,
+            Seed = parse.GetValue(Seed),
+            Threshold = parse.GetValue(Threshold),
+            Factor = parse.GetValue(Factor),
+            EarlyExit = parse.GetValue(EarlyExit),
+        };
+        if (remaskingName == "ar")
+        {
+            if (parse.GetValue(BlockLength) is { } b && b != 1) throw new ArgumentException("--remasking ar decodes one token per step; drop --block-length");
+            options = options.AsAutoregressive();
+        }
+        return options;
+    }
+}

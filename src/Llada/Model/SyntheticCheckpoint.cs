@@ -1,0 +1,70 @@
+using Llada.Numerics;
+
+namespace Llada.Model;
+
+/// <summary>
+/// Writes a LLaDA checkpoint of any shape with random weights, streamed tensor by tensor, so an 8B-shaped model can
+/// be produced on disk for speed and memory measurements without real weights (which cannot be downloaded here).
+/// Matrices are uniform in ±sqrt(3)·0.02 (std 0.02), norm weights are 1. Deterministic for a given seed.
+/// </summary>
+public static class SyntheticCheckpoint
+{
+    /// <summary>A dense config of the given shape with LLaDA-like defaults (mask id = last vocabulary id).</summary>
+    public static LladaConfig Config(int dModel, int nLayers, int nHeads, int mlp, int vocab, int? nKvHeads = null, int maxSeq = 4096) => new()
+    {
+        DModel = dModel,
+        NLayers = nLayers,
+        NHeads = nHeads,
+        NKvHeads = nKvHeads ?? nHeads,
+        MlpHiddenSize = mlp,
+        VocabSize = vocab,
+        EmbeddingSize = vocab,
+        MaxSequenceLength = maxSeq,
+        RopeTheta = 500000,
+        MaskTokenId = vocab - 1,
+        EosTokenId = vocab - 2,
+        PadTokenId = vocab - 2,
+    };
+
+    /// <summary>Writes config.json and safetensors (sharded above 4 GiB) into <paramref name="directory"/>.</summary>
+    public static void Write(string directory, LladaConfig config, DType dtype, int seed = 0, CancellationToken cancellationToken = default)
+    {
+        var tensors = new List<NamedTensor>();
+        foreach (var (name, shape) in LladaTensorNames.Expected(config))
+        {
+            bool norm = shape.Length == 1;
+            ulong tensorSeed = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL ^ Hash(name);
+            tensors.Add(NamedTensor.FromGenerator(name, dtype, shape, (offset, chunk) =>
+            {
+                if (norm)
+                {
+                    chunk.Fill(1f);
+                    return;
+                }
+                const float scale = 0.02f * 1.7320508f;
+                for (int i = 0; i < chunk.Length; i++)
+                {
+                    ulong z = Mix(tensorSeed + (ulong)(offset + i));
+                    chunk[i] = ((z >> 40) * (1f / (1 << 24)) * 2f - 1f) * scale;
+                }
+            }));
+        }
+        CheckpointWriter.Write(directory, config, tensors,
+            new CheckpointWriteOptions { Overwrite = true, MaxShardBytes = 4L << 30 }, cancellationToken);
+    }
+
+    private static ulong Hash(string s)
+    {
+        ulong h = 1469598103934665603UL;
+        foreach (char c in s) h = (h ^ c) * 1099511628211UL;
+        return h;
+    }
+
+    // splitmix64 finaliser: a counter-based generator, so any chunk can be produced independently.
+    private static ulong Mix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+}
