@@ -82,7 +82,8 @@ public sealed class Trainer
         for (int s = 0; s < steps; s++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            progress?.Report(TrainStep(nextBatch));
+            StepMetrics metrics = TrainStep(nextBatch);
+            progress?.Report(metrics);
         }
     }
 
