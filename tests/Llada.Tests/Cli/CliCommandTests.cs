@@ -1,0 +1,106 @@
+using System.Text.Json;
+
+namespace Llada.Tests.Cli;
+
+public sealed class CliCommandTests(CliTestHost host) : IClassFixture<CliTestHost>
+{
+    [Fact]
+    public async Task Generate_json_reports_the_uncut_canvas_and_one_forward_pass_per_step()
+    {
+        var (exit, stdout, stderr) = await CliTestHost.Run("generate", "--model", host.ModelDir, "--prompt-ids", "1,2,3",
+            "--gen-length", "8", "--steps", "4", "--block-length", "4", "--json");
+        Assert.True(exit == 0, stderr);
+        var json = CliTestHost.Json(stdout);
+        Assert.Equal([1, 2, 3], json.GetProperty("prompt_ids").EnumerateArray().Select(e => e.GetInt32()));
+        var canvas = json.GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        Assert.Equal(8, canvas.Length);
+        Assert.DoesNotContain(63, canvas); // the mask id never survives
+        Assert.Equal(4, json.GetProperty("forward_passes").GetInt32());
+    }
+
+    [Fact]
+    public async Task Generate_is_reproducible_for_a_seed()
+    {
+        string[] args = ["generate", "--model", host.ModelDir, "--prompt-ids", "5,6", "--gen-length", "8", "--temperature", "1", "--seed", "3", "--json"];
+        var a = await CliTestHost.Run(args);
+        var b = await CliTestHost.Run(args);
+        Assert.Equal(CliTestHost.Json(a.Out).GetProperty("token_ids").ToString(), CliTestHost.Json(b.Out).GetProperty("token_ids").ToString());
+    }
+
+    [Theory]
+    [InlineData("divisible", "--gen-length", "10", "--block-length", "4")]
+    [InlineData("divisible", "--gen-length", "8", "--block-length", "4", "--steps", "3")]
+    [InlineData("'sideways' is unknown", "--remasking", "sideways")]
+    [InlineData("max_sequence_length", "--gen-length", "200", "--block-length", "200")]
+    public async Task Generate_rejects_bad_arguments_with_one_clear_line(string expected, params string[] extra)
+    {
+        var (exit, stdout, stderr) = await CliTestHost.Run(["generate", "--model", host.ModelDir, "--prompt-ids", "1,2", .. extra]);
+        Assert.Equal(1, exit);
+        Assert.Equal("", stdout);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.Contains(expected, lines[0]);
+    }
+
+    [Fact]
+    public async Task Generate_rejects_ids_outside_the_vocabulary()
+    {
+        var (exit, _, stderr) = await CliTestHost.Run("generate", "--model", host.ModelDir, "--prompt-ids", "1,999", "--gen-length", "4");
+        Assert.Equal(1, exit);
+        Assert.Contains("999", stderr);
+        Assert.DoesNotContain("   at ", stderr); // no stack trace without --verbose
+    }
+
+    [Fact]
+    public async Task Missing_model_directory_is_a_clear_error()
+    {
+        var (exit, _, stderr) = await CliTestHost.Run("info", "--model", "/nonexistent/model");
+        Assert.Equal(1, exit);
+        Assert.Contains("'/nonexistent/model' does not exist", stderr);
+    }
+
+    [Fact]
+    public async Task Info_json_counts_parameters()
+    {
+        var (exit, stdout, stderr) = await CliTestHost.Run("info", "--model", host.ModelDir, "--json");
+        Assert.True(exit == 0, stderr);
+        var json = CliTestHost.Json(stdout);
+        // wte + lm head 2*64*32, per layer: norms 2*32, q/o 2*32*32, k/v 2*16*32, mlp 3*48*32; ln_f 32
+        long expected = 2 * 64 * 32 + 2 * (2 * 32 + 2 * 32 * 32 + 2 * 16 * 32 + 3 * 48 * 32) + 32;
+        Assert.Equal(expected, json.GetProperty("parameters").GetInt64());
+        Assert.Equal("BF16", json.GetProperty("dtype").GetString());
+        Assert.Equal(2, json.GetProperty("n_kv_heads").GetInt32());
+    }
+
+    [Fact]
+    public async Task Score_json_reports_estimate_error_and_sample_count()
+    {
+        var (exit, stdout, stderr) = await CliTestHost.Run("score", "--model", host.ModelDir, "--prompt-ids", "1,2,3",
+            "--answer-ids", "4,5,6", "--mc-num", "32", "--batch-size", "8", "--json");
+        Assert.True(exit == 0, stderr);
+        var json = CliTestHost.Json(stdout);
+        double ll = json.GetProperty("log_likelihood").GetDouble();
+        Assert.True(ll < 0 && ll > -3 * Math.Log(64) * 3, $"log-likelihood {ll}");
+        Assert.True(json.GetProperty("std_error").GetDouble() >= 0);
+        Assert.Equal(32, json.GetProperty("mc_num").GetInt32());
+    }
+
+    [Fact]
+    public async Task Bench_json_reports_the_median_forward_time()
+    {
+        var (exit, stdout, stderr) = await CliTestHost.Run("bench", "--model", host.ModelDir, "--seq-len", "16", "--repeat", "2", "--json");
+        Assert.True(exit == 0, stderr);
+        var json = CliTestHost.Json(stdout);
+        Assert.True(json.GetProperty("forward_ms_median").GetDouble() > 0);
+        Assert.True(json.GetProperty("gflops").GetDouble() > 0);
+    }
+
+    [Fact]
+    public async Task Text_prompt_without_a_tokenizer_says_to_use_ids()
+    {
+        var (exit, _, stderr) = await CliTestHost.Run("generate", "--model", host.ModelDir, "--prompt", "hello", "--gen-length", "4");
+        Assert.Equal(1, exit);
+        Assert.Contains("--prompt-ids", stderr);
+    }
+}
