@@ -9,34 +9,35 @@ public static class Activations
     public static void Silu(ReadOnlySpan<float> x, Span<float> y)
     {
         CheckSame(x.Length, y.Length, nameof(y));
-        TensorPrimitives.Sigmoid(x, y.Slice(0, x.Length));
-        TensorPrimitives.Multiply(x, y.Slice(0, x.Length), y.Slice(0, x.Length));
+        // Through a small buffer: y may alias x, and x must be read again after the sigmoid.
+        Span<float> tmp = stackalloc float[ChunkLength];
+        for (int i = 0; i < x.Length; i += tmp.Length)
+        {
+            int len = Math.Min(tmp.Length, x.Length - i);
+            Span<float> t = tmp.Slice(0, len);
+            TensorPrimitives.Sigmoid(x.Slice(i, len), t);
+            TensorPrimitives.Multiply(x.Slice(i, len), t, y.Slice(i, len));
+        }
     }
 
-    /// <summary>SwiGLU: output = silu(gate) * up, element-wise.</summary>
+    /// <summary>SwiGLU: output = silu(gate) * up, element-wise. <paramref name="output"/> may alias either input.</summary>
     public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> output)
     {
         CheckSame(gate.Length, up.Length, nameof(up));
         CheckSame(gate.Length, output.Length, nameof(output));
-        Span<float> o = output.Slice(0, gate.Length);
-        if (!o.Overlaps(up))
-        {
-            TensorPrimitives.Sigmoid(gate, o);
-            TensorPrimitives.Multiply(gate, o, o);
-            TensorPrimitives.Multiply(o, up, o);
-            return;
-        }
-        // output aliases up: go in chunks through a stack buffer so up is read before it is overwritten.
-        Span<float> tmp = stackalloc float[256];
+        // Chunked through a stack buffer, so each chunk of gate and up is read before output overwrites it.
+        Span<float> tmp = stackalloc float[ChunkLength];
         for (int i = 0; i < gate.Length; i += tmp.Length)
         {
             int len = Math.Min(tmp.Length, gate.Length - i);
             Span<float> t = tmp.Slice(0, len);
             TensorPrimitives.Sigmoid(gate.Slice(i, len), t);
             TensorPrimitives.Multiply(gate.Slice(i, len), t, t);
-            TensorPrimitives.Multiply(t, up.Slice(i, len), o.Slice(i, len));
+            TensorPrimitives.Multiply(t, up.Slice(i, len), output.Slice(i, len));
         }
     }
+
+    private const int ChunkLength = 512;
 
     /// <summary>
     /// Numerically stable softmax of each row of a [rows, cols] matrix: exp(x - max) / sum. A row whose entries

@@ -126,6 +126,12 @@ public class KernelTests
         Activations.SwiGlu(gate, up, swiglu);
         float[] aliased = (float[])up.Clone();
         Activations.SwiGlu(gate, aliased, aliased); // output over up
+        float[] overGate = (float[])gate.Clone();
+        Activations.SwiGlu(overGate, up, overGate); // output over gate
+        float[] siluInPlace = (float[])gate.Clone();
+        Activations.Silu(siluInPlace, siluInPlace);
+        Assert.Equal(silu, siluInPlace);
+        Assert.Equal(swiglu, overGate);
         for (int i = 0; i < 101; i++)
         {
             double s = gate[i] / (1 + Math.Exp(-(double)gate[i]));
