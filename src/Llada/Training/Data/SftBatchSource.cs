@@ -67,6 +67,8 @@ public sealed class SftBatch
     /// <summary>Number of rows.</summary>
     public int Rows { get; }
 
+    internal int Capacity => _tokens.Length;
+
     /// <summary>Tokens per row in this batch.</summary>
     public int Length { get; internal set; }
 
@@ -155,8 +157,10 @@ public sealed class SftBatchSource
     public void NextBatch(SftBatch batch)
     {
         int rows = Options.BatchSize;
-        if (batch.Rows != rows || batch.Tokens.Length > rows * Options.MaxLength)
-            throw new ArgumentException("The batch was not created by this source.", nameof(batch));
+        if (batch.Rows != rows || batch.Capacity < rows * Options.MaxLength)
+            throw new ArgumentException(
+                $"The batch holds {batch.Rows} rows of up to {batch.Capacity / batch.Rows} tokens; this source needs {rows} of {Options.MaxLength}.",
+                nameof(batch));
         Span<TokenRecord> records = rows <= 256 ? stackalloc TokenRecord[rows] : new TokenRecord[rows];
         int width = 0;
         for (int r = 0; r < rows; r++)
