@@ -23,7 +23,6 @@ namespace Llada.Tokenization;
 /// </summary>
 public sealed class BpeTrainer
 {
-    private const int ChunkChars = 1 << 20;
 
     private readonly SplitPattern _pattern;
     private readonly Dictionary<string, long> _wordCounts = new(StringComparer.Ordinal);
@@ -43,6 +42,9 @@ public sealed class BpeTrainer
 
     /// <summary>The settings.</summary>
     public BpeTrainerOptions Options { get; }
+
+    /// <summary>Initial size of the read buffer of <see cref="AddFile"/> in characters (small values test the chunking).</summary>
+    internal int ChunkChars { get; init; } = 1 << 20;
 
     /// <summary>Counts of the unique pre-tokenised words seen so far, as byte-level strings (space = 'Ġ').</summary>
     public IReadOnlyDictionary<string, long> WordCounts => _wordCounts;
@@ -183,6 +185,7 @@ public sealed class BpeTrainer
     /// <summary>Learns merges from the counted words until the vocabulary is full or no pair is frequent enough.</summary>
     public BpeTrainingResult Train(IProgress<BpeTrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         var state = new MergeState(_wordCounts);
         int target = Options.VocabSize - Options.SpecialTokens.Count;
         var merges = state.Run(target, Options.MinFrequency, progress, cancellationToken);
