@@ -8,7 +8,7 @@ namespace Llada.Tests.Tokenization;
 /// </summary>
 public class GoldenTokenizerTests
 {
-    public static TheoryData<string> Names => new() { "qwen3", "gpt35turbo", "gpt4o", "handmade" };
+    public static TheoryData<string> Names => new() { "qwen3", "gpt35turbo", "gpt4o", "handmade", "trained" };
 
     [Theory]
     [MemberData(nameof(Names))]
@@ -56,6 +56,7 @@ public class GoldenTokenizerTests
     [InlineData("qwen3")]
     [InlineData("gpt35turbo")]
     [InlineData("gpt4o")]
+    [InlineData("trained")]
     public void Round_trips_text_that_needs_no_normalisation(string name)
     {
         var tokenizer = TokenizerFixtures.Load(name);
