@@ -1,3 +1,9 @@
 using BenchmarkDotNet.Running;
+using Llada.Benchmarks;
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+if (args.Length > 0 && args[0] == "gflops")
+{
+    GflopsReport.Run(args[1..]);
+    return;
+}
+BenchmarkSwitcher.FromAssembly(typeof(GemmBenchmarks).Assembly).Run(args);

@@ -1,1 +1,3 @@
-return 0;
+using Llada.Cli;
+
+return await LladaCli.RunAsync(args);

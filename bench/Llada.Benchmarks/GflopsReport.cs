@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Llada.Numerics;
+
+namespace Llada.Benchmarks;
+
+/// <summary>
+/// Quick console report: GFLOP/s of each product variant per shape (best of a few timed repetitions after a
+/// warm-up), with OpenBLAS alongside when the library is installed. Run:
+/// dotnet run -c Release --project bench/Llada.Benchmarks -- gflops [--threads N] [--small]
+/// </summary>
+internal static unsafe class GflopsReport
+{
+    public static void Run(string[] args)
+    {
+        int threads = Environment.ProcessorCount;
+        int at = Array.IndexOf(args, "--threads");
+        if (at >= 0) threads = int.Parse(args[at + 1]);
+        Parallelism.ThreadCount = threads;
+        _cpuTime = args.Contains("--cpu");
+        bool small = args.Contains("--small");
+        int smallM = Array.IndexOf(args, "--smallm");
+        if (smallM >= 0) GemmEngine.SmallM = int.Parse(args[smallM + 1]);
+        Console.WriteLine($"threads={threads} kernel={GemmEngine.Kind} openblas={(OpenBlas.Available ? "yes" : "not installed")}");
+        Console.WriteLine($"{"shape",-28} {"MT f32",9} {"MT bf16",9} {"Sgemm NT",9} {"Sgemm NN",9} {"Sgemm TN",9} {"OpenBLAS NT",11}   (GFLOP/s)");
+        foreach (var (name, m, n, k) in small ? GemmShapes.Small : GemmShapes.All)
+            Report(name, m, n, k);
+    }
+
+    private static void Report(string name, int m, int n, int k)
+    {
+        float* x = GemmBenchmarks.Filled((long)m * k);
+        float* w = GemmBenchmarks.Filled((long)n * k);
+        float* y = (float*)NativeMemory.AlignedAlloc((nuint)((long)m * n * 4), 64);
+        var wb = (ushort*)NativeMemory.AlignedAlloc((nuint)((long)n * k * 2), 64);
+        for (long i = 0; i < (long)n * k; i++) wb[i] = DTypes.SingleToBF16(w[i]);
+        var xs = new ReadOnlySpanFactory(x, (long)m * k);
+        double flops = 2.0 * m * n * k;
+        var wf32 = new WeightMatrix(w, n, k, DType.F32);
+        var wbf = new WeightMatrix(wb, n, k, DType.BF16);
+        double mtF = Measure(flops, () => Gemm.MultiplyTransposed(xs.Span, m, wf32, new Span<float>(y, m * n)));
+        double mtB = Measure(flops, () => Gemm.MultiplyTransposed(xs.Span, m, wbf, new Span<float>(y, m * n)));
+        // NT: B = W stored [n, k]; NN: B = W read as [k, n]; TN: A = X read as [k, m].
+        double nt = Measure(flops, () => Gemm.Sgemm(false, true, m, n, k, 1, xs.Span, k, new ReadOnlySpan<float>(w, n * k), k, 0, new Span<float>(y, m * n), n));
+        double nn = Measure(flops, () => Gemm.Sgemm(false, false, m, n, k, 1, xs.Span, k, new ReadOnlySpan<float>(w, n * k), n, 0, new Span<float>(y, m * n), n));
+        double tn = Measure(flops, () => Gemm.Sgemm(true, false, m, n, k, 1, xs.Span, m, new ReadOnlySpan<float>(w, n * k), n, 0, new Span<float>(y, m * n), n));
+        string blas = OpenBlas.Available
+            ? Measure(flops, () => OpenBlas.RowMajorSgemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n)).ToString("F1")
+            : "-";
+        Console.WriteLine($"{name,-28} {mtF,9:F1} {mtB,9:F1} {nt,9:F1} {nn,9:F1} {tn,9:F1} {blas,11}");
+        NativeMemory.AlignedFree(x);
+        NativeMemory.AlignedFree(w);
+        NativeMemory.AlignedFree(y);
+        NativeMemory.AlignedFree(wb);
+    }
+
+    private static bool _cpuTime;
+
+    /// <summary>Process CPU seconds (with --cpu, for single-thread runs on a busy machine) or wall seconds.</summary>
+    private static double Now() => _cpuTime
+        ? System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds
+        : Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
+
+    /// <summary>Best GFLOP/s over repetitions totalling ~0.4 s after one warm-up call.</summary>
+    private static double Measure(double flops, Action action)
+    {
+        action();
+        double best = double.MaxValue;
+        var total = Stopwatch.StartNew();
+        int reps = 0;
+        while (reps < 3 || (total.Elapsed.TotalSeconds < 0.4 && reps < 200))
+        {
+            double t0 = Now();
+            action();
+            best = Math.Min(best, Now() - t0);
+            reps++;
+        }
+        return flops / best / 1e9;
+    }
+
+    /// <summary>Lets lambdas build spans over a raw pointer (spans cannot be captured).</summary>
+    private readonly struct ReadOnlySpanFactory(float* p, long length)
+    {
+        public ReadOnlySpan<float> Span => new(p, checked((int)length));
+    }
+}

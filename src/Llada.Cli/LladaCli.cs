@@ -1,0 +1,35 @@
+using System.CommandLine;
+using Llada.Cli.Commands;
+
+namespace Llada.Cli;
+
+/// <summary>The `llada` command line: builds the command tree and runs it with one error policy.</summary>
+public static class LladaCli
+{
+    /// <summary>--verbose: show stack traces on errors.</summary>
+    public static readonly Option<bool> Verbose = new("--verbose")
+    {
+        Description = "Show full exception details (stack traces) when something fails.",
+        Recursive = true,
+    };
+
+    /// <summary>Builds the root command with every subcommand.</summary>
+    public static RootCommand CreateRoot()
+    {
+        var root = new RootCommand(
+            "Llada: LLaDA large language diffusion models for .NET — run, score, train and serve masked diffusion LMs on a CPU.");
+        root.Options.Add(Verbose);
+        foreach (var command in CommandCatalog.All()) root.Subcommands.Add(command);
+        return root;
+    }
+
+    /// <summary>Parses and runs; returns the process exit code.</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null)
+    {
+        var root = CreateRoot();
+        var config = new InvocationConfiguration();
+        if (output is not null) config.Output = output;
+        if (error is not null) config.Error = error;
+        return await root.Parse(args).InvokeAsync(config);
+    }
+}

@@ -1,0 +1,227 @@
+using Llada.Numerics;
+
+namespace Llada.Model;
+
+/// <summary>
+/// The dense LLaDA mask predictor (spec section 4) running on a memory-mapped checkpoint: embeddings, then per
+/// block h += attn_out(Attention(RMSNorm(h))) and h += ff_out(silu(ff_proj(x)) * up_proj(x)) with x = RMSNorm(h),
+/// RoPE on q and k, bidirectional attention; finally ln_f and the LM head. Weights stay in the checkpoint's dtype
+/// and are widened to float32 inside the matrix kernels; activations are float32.
+/// </summary>
+/// <remarks>One forward pass runs at a time per instance (calls are serialised); buffers are reused between calls.</remarks>
+public sealed class MaskPredictor : IMaskPredictor, IDisposable
+{
+    private readonly LladaCheckpoint _checkpoint;
+    private readonly bool _ownsCheckpoint;
+    private readonly LayerWeights[] _layers;
+    private readonly float[] _finalNorm;
+    private readonly WeightMatrix _embedding, _lmHead;
+    private readonly RopeTable _rope;
+    private readonly Lock _gate = new();
+    private Workspace? _work;
+
+    private readonly record struct LayerWeights(
+        float[] AttnNorm, float[] FfNorm, WeightMatrix Q, WeightMatrix K, WeightMatrix V, WeightMatrix AttnOut,
+        WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down);
+
+    /// <summary>Wraps an open checkpoint; disposing the predictor disposes it when <paramref name="ownsCheckpoint"/>.</summary>
+    public MaskPredictor(LladaCheckpoint checkpoint, bool ownsCheckpoint = false)
+    {
+        _checkpoint = checkpoint;
+        _ownsCheckpoint = ownsCheckpoint;
+        var c = checkpoint.Config;
+        _layers = new LayerWeights[c.NLayers];
+        for (int i = 0; i < c.NLayers; i++)
+        {
+            var l = checkpoint.Layer(i);
+            _layers[i] = new LayerWeights(
+                NormWeights(l.AttnNorm), NormWeights(l.FfNorm), l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut);
+        }
+        _finalNorm = NormWeights(checkpoint.FinalNorm);
+        _embedding = checkpoint.Embedding;
+        _lmHead = checkpoint.LmHead;
+        _rope = new RopeTable(c.HeadDim, c.MaxSequenceLength, c.RopeTheta);
+    }
+
+    /// <summary>Opens the checkpoint directory <paramref name="directory"/> (see <see cref="LladaCheckpoint.Open"/>).</summary>
+    public static MaskPredictor Load(string directory) => new(LladaCheckpoint.Open(directory), ownsCheckpoint: true);
+
+    /// <summary>The architecture.</summary>
+    public LladaConfig Config => _checkpoint.Config;
+
+    /// <summary>The checkpoint the weights come from.</summary>
+    public LladaCheckpoint Checkpoint => _checkpoint;
+
+    /// <inheritdoc />
+    public int VocabSize => Config.EmbeddingSize;
+
+    /// <inheritdoc />
+    public int MaskTokenId => Config.MaskTokenId;
+
+    /// <inheritdoc />
+    public int MaxSequenceLength => Config.MaxSequenceLength;
+
+    /// <summary>Number of forward passes run so far.</summary>
+    public long ForwardPasses { get; private set; }
+
+    /// <inheritdoc />
+    public void Forward(ReadOnlySpan<int> tokens, int batch, int seqLen, ReadOnlySpan<bool> keyMask,
+        ReadOnlySpan<int> logitPositions, Span<float> logits, CancellationToken cancellationToken = default)
+    {
+        var c = Config;
+        Validate(tokens, batch, seqLen, keyMask, logitPositions, logits);
+        lock (_gate)
+        {
+            int n = batch * seqLen, p = logitPositions.Length, d = c.DModel;
+            var w = EnsureWorkspace(batch, seqLen, batch * p);
+            Span<float> h = w.H.AsSpan(0, n * d);
+
+            for (int i = 0; i < n; i++) WeightRows.ToSingle(_embedding, tokens[i], h.Slice(i * d, d));
+
+            // Every query of the last block except the wanted positions is dead work: after its attention only
+            // the selected rows reach ln_f, so the last block runs its queries and MLP on those rows alone.
+            bool selectLast = p < seqLen;
+            for (int layer = 0; layer < _layers.Length; layer++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                bool last = layer == _layers.Length - 1;
+                RunBlock(_layers[layer], w, batch, seqLen, keyMask, last && selectLast ? logitPositions : default);
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+
+            int rows = batch * p;
+            Span<float> final = w.Selected.AsSpan(0, rows * d);
+            if (!selectLast) GatherRows(h, batch, seqLen, d, logitPositions, final);
+            RmsNorm.Apply(final, rows, d, _finalNorm, (float)c.RmsNormEps, final);
+            Gemm.MultiplyTransposed(final, rows, _lmHead, logits.Slice(0, rows * VocabSize));
+            ForwardPasses++;
+        }
+    }
+
+    /// <summary>
+    /// One transformer block on the residual stream w.H. With <paramref name="selected"/> non-empty only those
+    /// positions' outputs are produced, into w.Selected ([batch, selected.Length, d]); w.H is left stale.
+    /// </summary>
+    private void RunBlock(in LayerWeights l, Workspace w, int batch, int seqLen, ReadOnlySpan<bool> keyMask, ReadOnlySpan<int> selected)
+    {
+        var c = Config;
+        int n = batch * seqLen, d = c.DModel, kvd = c.NKvHeads * c.HeadDim;
+        float normEps = (float)c.RmsNormEps;
+        Span<float> h = w.H.AsSpan(0, n * d), x = w.X.AsSpan(0, n * d);
+        Span<float> k = w.K.AsSpan(0, n * kvd), v = w.V.AsSpan(0, n * kvd);
+
+        RmsNorm.Apply(h, n, d, l.AttnNorm, normEps, x);
+        Gemm.MultiplyTransposed(x, n, l.K, k);
+        Gemm.MultiplyTransposed(x, n, l.V, v);
+        _rope.Apply(k, c.NKvHeads, w.Positions.AsSpan(0, n));
+
+        // Queries: every position, or only the selected ones (their residual rows move to w.Selected).
+        int qPerRow = selected.IsEmpty ? seqLen : selected.Length;
+        int m = batch * qPerRow;
+        Span<float> resid = selected.IsEmpty ? h : w.Selected.AsSpan(0, m * d);
+        Span<float> xq = x;
+        Span<int> qPositions = w.Positions.AsSpan(0, n);
+        if (!selected.IsEmpty)
+        {
+            GatherRows(h, batch, seqLen, d, selected, resid);
+            xq = w.XSelected.AsSpan(0, m * d);
+            GatherRows(x, batch, seqLen, d, selected, xq);
+            qPositions = w.SelectedPositions.AsSpan(0, m);
+            for (int b = 0; b < batch; b++) selected.CopyTo(qPositions.Slice(b * qPerRow, qPerRow));
+        }
+        Span<float> q = w.Q.AsSpan(0, m * d), att = w.Att.AsSpan(0, m * d);
+        Gemm.MultiplyTransposed(xq, m, l.Q, q);
+        _rope.Apply(q, c.NHeads, qPositions);
+
+        for (int b = 0; b < batch; b++)
+        {
+            Attention.Forward(q.Slice(b * qPerRow * d, qPerRow * d), qPerRow,
+                k.Slice(b * seqLen * kvd, seqLen * kvd), v.Slice(b * seqLen * kvd, seqLen * kvd), seqLen,
+                c.NHeads, c.NKvHeads, c.HeadDim, att.Slice(b * qPerRow * d, qPerRow * d),
+                keyMask.IsEmpty ? default : keyMask.Slice(b * seqLen, seqLen));
+        }
+        Gemm.MultiplyTransposed(att, m, l.AttnOut, resid, accumulate: true);
+
+        Span<float> xf = w.X.AsSpan(0, m * d);
+        Span<float> gate = w.Gate.AsSpan(0, m * c.MlpHiddenSize), up = w.Up.AsSpan(0, m * c.MlpHiddenSize);
+        RmsNorm.Apply(resid, m, d, l.FfNorm, normEps, xf);
+        Gemm.MultiplyTransposed(xf, m, l.Gate, gate);
+        Gemm.MultiplyTransposed(xf, m, l.Up, up);
+        Activations.SwiGlu(gate, up, gate);
+        Gemm.MultiplyTransposed(gate, m, l.Down, resid, accumulate: true);
+    }
+
+    private static void GatherRows(ReadOnlySpan<float> src, int batch, int seqLen, int d, ReadOnlySpan<int> positions, Span<float> dst)
+    {
+        int p = positions.Length;
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < p; i++)
+                src.Slice((b * seqLen + positions[i]) * d, d).CopyTo(dst.Slice((b * p + i) * d, d));
+    }
+
+    private void Validate(ReadOnlySpan<int> tokens, int batch, int seqLen, ReadOnlySpan<bool> keyMask,
+        ReadOnlySpan<int> logitPositions, Span<float> logits)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seqLen);
+        if (seqLen > MaxSequenceLength)
+            throw new ArgumentException($"sequence of {seqLen} tokens is longer than the model's max_sequence_length {MaxSequenceLength}", nameof(seqLen));
+        if (tokens.Length != batch * seqLen)
+            throw new ArgumentException($"tokens holds {tokens.Length} ids, expected {batch}x{seqLen}", nameof(tokens));
+        if (!keyMask.IsEmpty && keyMask.Length != batch * seqLen)
+            throw new ArgumentException($"key mask holds {keyMask.Length} flags, expected {batch}x{seqLen}", nameof(keyMask));
+        int rows = _embedding.Rows;
+        for (int i = 0; i < tokens.Length; i++)
+            if ((uint)tokens[i] >= (uint)rows)
+                throw new ArgumentOutOfRangeException(nameof(tokens), tokens[i], $"token id at index {i} is outside the vocabulary 0..{rows - 1}");
+        foreach (int pos in logitPositions)
+            if ((uint)pos >= (uint)seqLen)
+                throw new ArgumentOutOfRangeException(nameof(logitPositions), pos, $"logit position outside 0..{seqLen - 1}");
+        if (logits.Length < (long)batch * logitPositions.Length * VocabSize)
+            throw new ArgumentException($"logits holds {logits.Length} floats, expected {batch}x{logitPositions.Length}x{VocabSize}", nameof(logits));
+    }
+
+    private Workspace EnsureWorkspace(int batch, int seqLen, int selectedRows)
+    {
+        int tokens = batch * seqLen;
+        if (_work is null || _work.Tokens < tokens || _work.SelectedRows < selectedRows)
+            _work = new Workspace(Config, Math.Max(tokens, _work?.Tokens ?? 0), Math.Max(selectedRows, _work?.SelectedRows ?? 0));
+        // RoPE positions are absolute 0..seqLen-1 in every row (also with left padding), as in the reference.
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < seqLen; i++) _work.Positions[b * seqLen + i] = i;
+        return _work;
+    }
+
+    private static float[] NormWeights(WeightMatrix m)
+    {
+        var values = new float[m.Cols];
+        WeightRows.ToSingle(m, 0, values);
+        return values;
+    }
+
+    /// <summary>Releases the checkpoint when this predictor owns it.</summary>
+    public void Dispose()
+    {
+        if (_ownsCheckpoint) _checkpoint.Dispose();
+    }
+
+    /// <summary>Activation buffers for up to <see cref="Tokens"/> positions, reused between calls.</summary>
+    private sealed class Workspace
+    {
+        public readonly int Tokens, SelectedRows;
+        public readonly float[] H, X, Q, K, V, Att, Gate, Up, Selected, XSelected;
+        public readonly int[] Positions, SelectedPositions;
+
+        public Workspace(LladaConfig c, int tokens, int selectedRows)
+        {
+            Tokens = tokens;
+            SelectedRows = selectedRows;
+            int n = tokens, s = Math.Max(selectedRows, 1), d = c.DModel, kvd = c.NKvHeads * c.HeadDim, mlp = c.MlpHiddenSize;
+            H = new float[n * d]; X = new float[n * d]; Q = new float[n * d]; Att = new float[n * d];
+            K = new float[n * kvd]; V = new float[n * kvd];
+            Gate = new float[n * mlp]; Up = new float[n * mlp];
+            Selected = new float[s * d]; XSelected = new float[s * d];
+            Positions = new int[n]; SelectedPositions = new int[s];
+        }
+    }
+}
