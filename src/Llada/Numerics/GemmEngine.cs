@@ -120,7 +120,10 @@ internal static unsafe class GemmEngine
         int mr = pr.Mr, nr = pr.Nr;
         int panels = (j1 - j0 + nr - 1) / nr;
         float* packB = ScratchBuffers.Get(0, (long)panels * nr * Kc);
-        float* packA = ScratchBuffers.Get(1, mr * Kc);
+        // Column-major A (transA) is packed a whole block at a time so its rows are read contiguously once,
+        // instead of a few floats from each of many strided rows per micro-panel (cache-set conflicts).
+        bool blockA = !pr.ARowsAlongK;
+        float* packA = ScratchBuffers.Get(1, blockA ? (long)RoundUp(i1 - i0, mr) * Kc : mr * Kc);
         float* convert = ScratchBuffers.Get(2, (long)nr * Kc);
         float* tile = ScratchBuffers.Get(3, mr * nr);
 
@@ -136,10 +139,12 @@ internal static unsafe class GemmEngine
                 int j = j0 + q * nr;
                 PackB(ref pr, j, Math.Min(nr, j1 - j), p0, kc, packB + (long)q * nr * kc, convert);
             }
+            if (blockA) PackABlock(ref pr, i0, i1, p0, kc, packA);
             for (int i = i0; i < i1; i += mr)
             {
                 int rows = Math.Min(mr, i1 - i);
-                PackA(ref pr, i, rows, p0, kc, packA);
+                float* ap = blockA ? packA + (long)(i - i0) * kc : packA;
+                if (!blockA) PackA(ref pr, i, rows, p0, kc, packA);
                 for (int q = 0; q < panels; q++)
                 {
                     int j = j0 + q * nr;
@@ -148,7 +153,7 @@ internal static unsafe class GemmEngine
                     float* c = pr.C + i * pr.Ldc + j;
                     if (rows == mr && cols == nr)
                     {
-                        MicroKernel(pr.Kind, packA, bp, kc, c, pr.Ldc, pr.Alpha, add);
+                        MicroKernel(pr.Kind, ap, bp, kc, c, pr.Ldc, pr.Alpha, add);
                         continue;
                     }
                     // Edge tile: same kernel on a padded copy, so edge outputs get identical arithmetic.
@@ -156,7 +161,7 @@ internal static unsafe class GemmEngine
                     if (add)
                         for (int r = 0; r < rows; r++)
                             new ReadOnlySpan<float>(c + r * pr.Ldc, cols).CopyTo(new Span<float>(tile + r * nr, cols));
-                    MicroKernel(pr.Kind, packA, bp, kc, tile, nr, pr.Alpha, add);
+                    MicroKernel(pr.Kind, ap, bp, kc, tile, nr, pr.Alpha, add);
                     for (int r = 0; r < rows; r++)
                         new ReadOnlySpan<float>(tile + r * nr, cols).CopyTo(new Span<float>(c + r * pr.Ldc, cols));
                 }
@@ -171,22 +176,24 @@ internal static unsafe class GemmEngine
         else Kernel6x16(a, b, kc, c, ldc, alpha, add);
     }
 
-    /// <summary>Packs rows [i, i+rows) x k [p0, p0+kc) of A as [p][mr], zero-padding missing rows.</summary>
-    private static void PackA(ref Problem pr, int i, int rows, int p0, int kc, float* dst)
+    /// <summary>Packs row-major A rows [i, i+rows) x k [p0, p0+kc) as [p][mr], zero-padding missing rows.</summary>
+    private static void PackA(ref Problem pr, int i, int rows, int p0, int kc, float* dst) =>
+        Transpose(pr.A + i * pr.Lda + p0, pr.Lda, rows, kc, dst, pr.Mr);
+
+    /// <summary>Packs column-major A rows [i0, i1) x k [p0, p0+kc) as consecutive [p][mr] micro-panels.</summary>
+    private static void PackABlock(ref Problem pr, int i0, int i1, int p0, int kc, float* dst)
     {
         int mr = pr.Mr;
-        if (pr.ARowsAlongK)
-        {
-            Transpose(pr.A + i * pr.Lda + p0, pr.Lda, rows, kc, dst, mr);
-            return;
-        }
         for (int p = 0; p < kc; p++)
         {
-            float* src = pr.A + (p0 + p) * pr.Lda + i;
-            float* d = dst + p * mr;
-            int r = 0;
-            for (; r < rows; r++) d[r] = src[r];
-            for (; r < mr; r++) d[r] = 0;
+            float* src = pr.A + (p0 + p) * pr.Lda;
+            for (int i = i0; i < i1; i += mr)
+            {
+                float* d = dst + (long)(i - i0) * kc + p * mr;
+                int rows = Math.Min(mr, i1 - i), r = 0;
+                for (; r < rows; r++) d[r] = src[i + r];
+                for (; r < mr; r++) d[r] = 0;
+            }
         }
     }
 

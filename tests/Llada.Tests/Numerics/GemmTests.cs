@@ -180,6 +180,27 @@ public class GemmTests
     }
 
     [Fact]
+    public void Steady_state_calls_do_not_allocate()
+    {
+        var w = new NumericsTestData.Weights(200, 300, DType.BF16, seed: 1);
+        float[] x = NumericsTestData.Random(100 * 300, seed: 2);
+        var y = new float[100 * 200];
+        float[] b = NumericsTestData.Random(300 * 200, seed: 3);
+        float[] kv = NumericsTestData.Random(100 * 64, seed: 4);
+        void Calls()
+        {
+            Gemm.MultiplyTransposed(x, 100, w.Matrix, y);
+            Gemm.MultiplyTransposed(x.AsSpan(0, 2 * 300), 2, w.Matrix, y);
+            Gemm.Sgemm(true, false, 100, 200, 300, 1, x, 100, b, 200, 0, y, 200);
+            Attention.Forward(kv, 100, kv, kv, 100, 2, 1, 32, y.AsSpan(0, 100 * 64));
+        }
+        Calls();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Calls();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void Rejects_too_small_buffers_naming_the_operand()
     {
         var w = new NumericsTestData.Weights(4, 3, DType.F32, seed: 1);
