@@ -129,13 +129,7 @@ public sealed class TrainingRun
                 throw new ArgumentException($"a held-out batch of {b.Batch}x{b.SeqLen} exceeds the training batch {config.BatchSize}x{config.SeqLen}");
 
         string dir = Path.GetFullPath(options.OutputDirectory);
-        string statePath = Path.Combine(dir, StateFileName);
-        if (options.Resume && !File.Exists(statePath))
-            throw new InvalidOperationException($"{dir} holds no checkpoint to resume ({StateFileName} is missing); start a new run without --resume");
-        if (!options.Resume && File.Exists(statePath))
-            throw new InvalidOperationException($"{dir} already holds a training run; pass --resume to continue it or choose another output directory");
-        if (!options.Resume && Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any(e => !IsStaging(e)))
-            throw new InvalidOperationException($"{dir} is not empty; choose a new output directory");
+        CheckOutputDirectory(dir, options.Resume, config, options.Sft);
         Directory.CreateDirectory(dir);
         RemoveStaging(dir);
 
@@ -159,6 +153,43 @@ public sealed class TrainingRun
         var metrics = MetricsLog.Open(dir, options.Resume ? trainer.Step : 0);
         return new TrainingRun(options, trainer, evaluator, metrics, elapsed);
     }
+
+    /// <summary>
+    /// Checks, without reading any weights, that <paramref name="directory"/> can take a new run (it holds no run and
+    /// nothing else but leftovers of a run that never checkpointed) or, with <paramref name="resume"/>, holds a run
+    /// of the same kind whose saved configuration matches <paramref name="config"/> in everything that shapes the
+    /// training trajectory.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A run is there without resume, or none with resume, or other files are.</exception>
+    /// <exception cref="InvalidDataException">The saved run is of the other kind or its configuration differs.</exception>
+    public static void CheckOutputDirectory(string directory, bool resume, RunConfig config, bool sft)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        string dir = Path.GetFullPath(directory);
+        string statePath = Path.Combine(dir, StateFileName);
+        if (!resume)
+        {
+            if (File.Exists(statePath))
+                throw new InvalidOperationException($"{dir} already holds a training run; pass --resume to continue it or choose another output directory");
+            if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).FirstOrDefault(e => !IsRestartable(e)) is { } other)
+                throw new InvalidOperationException($"{dir} is not empty ({Path.GetFileName(other)}); choose a new output directory");
+            return;
+        }
+        if (!File.Exists(statePath))
+            throw new InvalidOperationException($"{dir} holds no checkpoint to resume ({StateFileName} is missing); start a new run without --resume");
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(statePath));
+        var root = doc.RootElement;
+        string kind = root.GetProperty("kind").GetString()!;
+        if (kind != (sft ? "sft" : "pretrain"))
+            throw new InvalidDataException($"{dir} holds a {kind} run; it cannot be resumed as {(sft ? "SFT" : "pre-training")}");
+        var saved = RunConfig.Parse(root.GetProperty("config").GetRawText(), statePath);
+        if (DescribeTrajectoryDifference(saved, config) is { } difference)
+            throw new InvalidDataException($"--resume with a different configuration: {difference} (saved in {statePath}); resume with the original settings or start a new run");
+    }
+
+    // What a run that never reached its first checkpoint leaves behind; a fresh run may reuse the directory.
+    private static bool IsRestartable(string path) =>
+        IsStaging(path) || Path.GetFileName(path) is MetricsLog.FileName or MetricsLog.ChartFileName or RunSetup.CacheDirectoryName;
 
     /// <summary>
     /// Trains until the configured steps (or <see cref="TrainingRunOptions.StopAfterStep"/>) are done, evaluating and
@@ -310,14 +341,6 @@ public sealed class TrainingRun
         string statePath = Path.Combine(dir, StateFileName);
         using var doc = JsonDocument.Parse(File.ReadAllBytes(statePath));
         var root = doc.RootElement;
-        string kind = root.GetProperty("kind").GetString()!;
-        if (kind != (options.Sft ? "sft" : "pretrain"))
-            throw new InvalidDataException($"{dir} holds a {kind} run; it cannot be resumed as {(options.Sft ? "SFT" : "pre-training")}");
-
-        var saved = RunConfig.Parse(root.GetProperty("config").GetRawText(), statePath);
-        string? difference = DescribeTrajectoryDifference(saved, options.Config);
-        if (difference is not null)
-            throw new InvalidDataException($"--resume with a different configuration: {difference} (saved in {statePath}); resume with the original settings or start a new run");
         foreach (var p in root.GetProperty("provenance").EnumerateObject())
             if (!options.Provenance.TryGetValue(p.Name, out string? now) || now != p.Value.GetString())
                 throw new InvalidDataException($"--resume with different {p.Name}: the run was trained with {p.Value.GetString()}, now {now ?? "(none)"}");
