@@ -7,6 +7,6 @@ internal static class CommandCatalog
 {
     public static IEnumerable<Command> All()
     {
-        yield break;
+        foreach (var command in TrainCommands.All()) yield return command;
     }
 }
