@@ -117,6 +117,7 @@ public sealed class SvgLineChart
         int count = (int)Math.Round((max - min) / step) + 1;
         var ticks = new double[count];
         for (int i = 0; i < count; i++) ticks[i] = Math.Round(min + i * step, 12);
+        (min, max) = (ticks[0], ticks[^1]);
         return ticks;
     }
 
