@@ -190,7 +190,7 @@ public static class TrainCommands
         ctx.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{(result.Completed ? "finished" : "stopped")} at step {result.Step}/{run.Options.Config.Steps}: model in {outDir} ({result.AverageTokensPerSecond:N0} training tokens/s)"));
         if (result.LastEvaluation is { } eval)
-            ctx.Output.WriteLine($"held-out: {TrainingProgressView.EvalLine(new RunEvaluated(eval.Step, run.Options.Config.Steps, eval))}");
+            ctx.Output.WriteLine(TrainingProgressView.EvalLine(new RunEvaluated(eval.Step, run.Options.Config.Steps, eval)));
         ctx.Output.WriteLine($"metrics: {Path.Combine(outDir, MetricsLog.FileName)}, loss curve: {Path.Combine(outDir, MetricsLog.ChartFileName)}");
         return 0;
     }
