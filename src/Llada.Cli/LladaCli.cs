@@ -27,7 +27,9 @@ public static class LladaCli
     public static async Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null)
     {
         var root = CreateRoot();
-        var config = new InvocationConfiguration();
+        // Ctrl-C cancels the action's token; training then finishes its step and saves a checkpoint, which takes
+        // longer than System.CommandLine's default 2 s grace period before it gives up on the action.
+        var config = new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromMinutes(2) };
         if (output is not null) config.Output = output;
         if (error is not null) config.Error = error;
         return await root.Parse(args).InvokeAsync(config);

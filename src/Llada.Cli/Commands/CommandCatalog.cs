@@ -13,5 +13,6 @@ internal static class CommandCatalog
         yield return TokenizeCommands.Tokenize();
         yield return TokenizeCommands.Detokenize();
         yield return BenchCommand.Create();
+        foreach (var command in TrainCommands.All()) yield return command;
     }
 }

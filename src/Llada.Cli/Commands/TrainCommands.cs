@@ -1,0 +1,232 @@
+using System.CommandLine;
+using System.Globalization;
+using Llada.Cli.Training;
+using Llada.Numerics;
+using Llada.Tokenization;
+using Llada.Training.Runs;
+
+namespace Llada.Cli.Commands;
+
+/// <summary>`llada train`, `llada sft` and `llada tokenizer train`.</summary>
+public static class TrainCommands
+{
+    /// <summary>The training commands, in `--help` order.</summary>
+    public static IEnumerable<Command> All() => [Train(), Sft(), Tokenizer()];
+
+    private static Option<string> OutOption(string what) => new("--out", "-o")
+    {
+        Description = $"Output directory: {what}. Must be new or empty unless --resume.",
+        Required = true,
+    };
+
+    private static readonly string SaveDTypeHelp =
+        "Dtype of model.safetensors: f32 (default, exact) or bf16 (half the size; the exact float32 weights still go into training_state.bin so --resume stays exact).";
+
+    private static Option<string[]> DataOption(string description) => new("--data")
+    {
+        Description = description, Required = true, AllowMultipleArgumentsPerToken = true, Arity = ArgumentArity.OneOrMore,
+    };
+
+    private static Option<string[]> ValidOption(string description) => new("--valid")
+    {
+        Description = description, AllowMultipleArgumentsPerToken = true, Arity = ArgumentArity.OneOrMore,
+    };
+
+    private sealed class Common
+    {
+        public readonly Option<bool> Resume = new("--resume")
+        {
+            Description = "Continue the run saved in --out from its last checkpoint, bit for bit as if it had never stopped. " +
+                "The configuration must match (only --steps may grow).",
+        };
+        public readonly Option<int?> Steps = new("--steps") { Description = "Total optimiser steps (overrides the config's `steps`)." };
+        public readonly Option<string?> Objective = new("--objective")
+        {
+            Description = "mdm (masked diffusion, the default) or ar (autoregressive baseline with causal attention).",
+        };
+        public readonly Option<int?> Threads = new("--threads") { Description = "Worker threads for the kernels (default: all cores)." };
+        public readonly Option<ulong?> Seed = new("--seed") { Description = "Seed of the initial weights, data order and masks (overrides the config's `seed`)." };
+        public readonly Option<string> SaveDType = new("--save-dtype") { Description = SaveDTypeHelp, DefaultValueFactory = _ => "f32" };
+        public readonly Option<long?> StopAfter = new("--stop-after")
+        {
+            Description = "Stop after this many steps with a checkpoint (the schedule still targets --steps); continue later with --resume.",
+        };
+
+        public void AddTo(Command command)
+        {
+            foreach (var o in new Option[] { Resume, Steps, Objective, Threads, Seed, SaveDType, StopAfter }) command.Options.Add(o);
+        }
+
+        public RunConfig Apply(ParseResult parse, RunConfig config)
+        {
+            if (parse.GetValue(Steps) is { } steps) config = config with { Steps = steps };
+            if (parse.GetValue(Seed) is { } seed) config = config with { Seed = seed };
+            if (parse.GetValue(Objective) is { } objective)
+                config = config with
+                {
+                    Objective = RunConfig.ParseObjective(objective)
+                        ?? throw new ArgumentException($"--objective must be mdm or ar, not '{objective}'"),
+                };
+            config.Validate("--config with command-line overrides");
+            return config;
+        }
+
+        public DType ParseSaveDType(ParseResult parse) => parse.GetValue(SaveDType)?.ToLowerInvariant() switch
+        {
+            "f32" or "float32" => DType.F32,
+            "bf16" or "bfloat16" => DType.BF16,
+            var other => throw new ArgumentException($"--save-dtype must be f32 or bf16, not '{other}'"),
+        };
+
+        public void ApplyThreads(ParseResult parse)
+        {
+            if (parse.GetValue(Threads) is { } threads)
+            {
+                if (threads < 1) throw new ArgumentException($"--threads must be at least 1, not {threads}");
+                Parallelism.ThreadCount = threads;
+            }
+        }
+    }
+
+    private static Command Train()
+    {
+        var common = new Common();
+        var config = new Option<string>("--config", "-c")
+        {
+            Description = "Model size and optimiser: a preset (tiny: d_model 256, 6 layers; small: d_model 384, 8 layers) or a JSON " +
+                "file such as {\"base\": \"tiny\", \"n_layers\": 4, \"lr\": 5e-4, \"steps\": 500, \"batch_size\": 16}. " +
+                "Keys: d_model n_layers n_heads n_kv_heads mlp_hidden_size seq_len vocab_size rope_theta weight_tying objective " +
+                "lr min_lr warmup_steps decay_fraction weight_decay beta1 beta2 max_grad_norm batch_size grad_accumulation steps " +
+                "eval_interval eval_batches checkpoint_interval seed.",
+            DefaultValueFactory = _ => "tiny",
+        };
+        var data = DataOption("Training text: .txt files (paragraph per line, documents separated by a blank line), .jsonl files with " +
+            "{\"text\": ...}, or directories of them. Example: --data data/corpus/train.txt");
+        var valid = ValidOption("Held-out text for periodic evaluation (held-out loss, bits/token and ELBO perplexity in metrics.jsonl " +
+            "and loss.svg). Example: --valid data/corpus/valid.txt");
+        var tokenizer = new Option<string?>("--tokenizer")
+        {
+            Description = "Directory with tokenizer.json (must define a mask and an EOS token; make one with `llada tokenizer train`). " +
+                "Default with --resume: the tokenizer saved in --out.",
+        };
+        var output = OutOption("a Hugging Face model directory (config.json, model.safetensors, tokenizer files) plus training_state.*, metrics.jsonl and loss.svg");
+        var command = new Command("train",
+            "Pre-train a LLaDA mask predictor from scratch on plain text (Eq. 3 masked-diffusion loss, or --objective ar for the autoregressive baseline), " +
+            "with Warmup-Stable-Decay AdamW, periodic held-out evaluation and atomic checkpoints. Ctrl-C saves a checkpoint first.\n\n" +
+            "Examples:\n" +
+            "  llada tokenizer train --input data/corpus/train.txt --vocab-size 8192 --out tok\n" +
+            "  llada train --config tiny --data data/corpus/train.txt --valid data/corpus/valid.txt --tokenizer tok --out runs/tiny\n" +
+            "  llada train --config tiny --data data/corpus/train.txt --valid data/corpus/valid.txt --tokenizer tok --out runs/tiny --resume");
+        foreach (var o in new Option[] { config, data, valid, tokenizer, output }) command.Options.Add(o);
+        common.AddTo(command);
+        CliAction.Set(command, async (parse, ctx, token) =>
+        {
+            var runConfig = common.Apply(parse, RunConfig.Resolve(parse.GetValue(config)!));
+            common.ApplyThreads(parse);
+            string outDir = parse.GetValue(output)!;
+            bool resume = parse.GetValue(common.Resume);
+            string tokenizerDir = parse.GetValue(tokenizer) ?? (resume ? outDir
+                : throw new ArgumentException("--tokenizer DIR is required for a new run (train one with `llada tokenizer train --input FILES --vocab-size 8192 --out DIR`)"));
+            var request = new PretrainRequest
+            {
+                Config = runConfig, Data = parse.GetValue(data)!, Valid = parse.GetValue(valid) ?? [], TokenizerDirectory = tokenizerDir,
+                OutputDirectory = outDir, Resume = resume, SaveDType = common.ParseSaveDType(parse), StopAfterStep = parse.GetValue(common.StopAfter),
+            };
+            return await Task.Run(() => Execute(ctx, $"train {runConfig.Name}", token, () => RunSetup.Prepare(request, null, token)), CancellationToken.None);
+        });
+        return command;
+    }
+
+    private static Command Sft()
+    {
+        var common = new Common();
+        var model = new Option<string>("--model", "-m")
+        {
+            Description = "Pretrained model directory to start from (the --out of `llada train`): config.json, model.safetensors and tokenizer files.",
+            Required = true,
+        };
+        var config = new Option<string>("--config", "-c")
+        {
+            Description = "Optimiser settings: the preset `sft` (lr 2e-4, 20 warm-up steps, constant, linear decay over the last 10%, " +
+                "batch 16, 128-token pairs) or a JSON file such as {\"base\": \"sft\", \"steps\": 300, \"seq_len\": 192}. Model-size keys are taken from --model.",
+            DefaultValueFactory = _ => "sft",
+        };
+        var data = DataOption("Dialogues as JSON lines: {\"messages\": [{\"role\": \"user\", \"content\": ...}, {\"role\": \"assistant\", \"content\": ...}, ...]} " +
+            "or {\"prompt\": ..., \"response\": ...}. A dialogue with n answers becomes n pairs (earlier turns in the prompt). Example: --data data/sft/train.jsonl");
+        var valid = ValidOption("Held-out dialogues for periodic evaluation of the Eq. 5 loss. Example: --valid data/sft/valid.jsonl");
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer directory (default: --model). Its chat template formats the prompts." };
+        var skipLong = new Option<bool>("--skip-long") { Description = "Leave out pairs longer than seq_len instead of stopping with an error." };
+        var output = OutOption("the fine-tuned Hugging Face model directory plus training state, metrics.jsonl and loss.svg");
+        var command = new Command("sft",
+            "Supervised fine-tuning of a pretrained LLaDA model on prompt/response pairs (Eq. 5: the prompt is never masked, responses are " +
+            "padded with EOS which is trained like any token). Prompts are rendered with the tokenizer's chat template.\n\n" +
+            "Examples:\n" +
+            "  llada sft --model runs/tiny --data data/sft/train.jsonl --valid data/sft/valid.jsonl --out runs/tiny-sft\n" +
+            "  llada sft --model runs/tiny --data data/sft/train.jsonl --out runs/tiny-sft --resume");
+        foreach (var o in new Option[] { model, config, data, valid, tokenizer, skipLong, output }) command.Options.Add(o);
+        common.AddTo(command);
+        CliAction.Set(command, async (parse, ctx, token) =>
+        {
+            var runConfig = common.Apply(parse, RunConfig.Resolve(parse.GetValue(config)!, RunConfig.Sft));
+            common.ApplyThreads(parse);
+            var request = new SftRequest
+            {
+                Config = runConfig, ModelDirectory = parse.GetValue(model)!, Data = parse.GetValue(data)!, Valid = parse.GetValue(valid) ?? [],
+                TokenizerDirectory = parse.GetValue(tokenizer), OutputDirectory = parse.GetValue(output)!, Resume = parse.GetValue(common.Resume),
+                SaveDType = common.ParseSaveDType(parse), StopAfterStep = parse.GetValue(common.StopAfter), SkipLong = parse.GetValue(skipLong),
+            };
+            return await Task.Run(() => Execute(ctx, "sft", token, () => RunSetup.Prepare(request, null, token)), CancellationToken.None);
+        });
+        return command;
+    }
+
+    private static int Execute(CommandContext ctx, string title, CancellationToken token, Func<PreparedRun> prepare)
+    {
+        using var prepared = prepare();
+        foreach (string note in prepared.Notes) ctx.Error.WriteLine(note);
+        var run = prepared.Run;
+        var result = new TrainingProgressView(ctx.Error).Run(title, progress => run.Run(progress, token));
+        string outDir = Path.GetFullPath(run.Options.OutputDirectory);
+        ctx.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{(result.Completed ? "finished" : "stopped")} at step {result.Step}/{run.Options.Config.Steps}: model in {outDir} ({result.AverageTokensPerSecond:N0} training tokens/s)"));
+        if (result.LastEvaluation is { } eval)
+            ctx.Output.WriteLine(TrainingProgressView.EvalLine(new RunEvaluated(eval.Step, run.Options.Config.Steps, eval)));
+        ctx.Output.WriteLine($"metrics: {Path.Combine(outDir, MetricsLog.FileName)}, loss curve: {Path.Combine(outDir, MetricsLog.ChartFileName)}");
+        return 0;
+    }
+
+    private static Command Tokenizer()
+    {
+        var input = new Option<string[]>("--input", "-i")
+        {
+            Description = "UTF-8 text files to learn the merges from. Example: --input data/corpus/train.txt",
+            Required = true, AllowMultipleArgumentsPerToken = true, Arity = ArgumentArity.OneOrMore,
+        };
+        var vocab = new Option<int>("--vocab-size")
+        {
+            Description = "Total vocabulary: 256 bytes + learned merges + LLaDA's special tokens (BOS, EOS, mask, chat headers, end of turn).",
+            DefaultValueFactory = _ => 8192,
+        };
+        var minFrequency = new Option<int>("--min-frequency") { Description = "Only merge pairs seen at least this often.", DefaultValueFactory = _ => 2 };
+        var output = new Option<string>("--out", "-o") { Description = "Directory for tokenizer.json, tokenizer_config.json and special_tokens_map.json.", Required = true };
+        var train = new Command("train",
+            "Train a byte-level BPE tokenizer (Hugging Face tokenizer.json format, LLaDA's special tokens and chat template).\n\n" +
+            "Example:\n  llada tokenizer train --input data/corpus/train.txt --vocab-size 8192 --out tok");
+        foreach (var o in new Option[] { input, vocab, minFrequency, output }) train.Options.Add(o);
+        CliAction.Set(train, async (parse, ctx, token) =>
+        {
+            string[] files = parse.GetValue(input)!;
+            foreach (string f in files)
+                if (!File.Exists(f)) throw new FileNotFoundException($"tokenizer training file '{f}' not found", f);
+            int size = parse.GetValue(vocab);
+            var options = new BpeTrainerOptions { VocabSize = size, MinFrequency = parse.GetValue(minFrequency) };
+            string outDir = parse.GetValue(output)!;
+            var result = await Task.Run(() => BpeTrainer.TrainFiles(files, outDir, options, null, token), CancellationToken.None);
+            ctx.Output.WriteLine($"wrote {Path.GetFullPath(outDir)}: {result.VocabSize} tokens ({result.LearnedCount} byte-level tokens and merges + {result.Options.SpecialTokens.Count} special)");
+            return 0;
+        });
+        var command = new Command("tokenizer", "Tokenizer tools.");
+        command.Subcommands.Add(train);
+        return command;
+    }
+}

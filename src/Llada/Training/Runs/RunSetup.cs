@@ -1,0 +1,266 @@
+using System.Security.Cryptography;
+using Llada.Model;
+using Llada.Numerics;
+using Llada.Tokenization;
+using Llada.Training.Data;
+
+namespace Llada.Training.Runs;
+
+/// <summary>A pre-training run to set up from files.</summary>
+public sealed record PretrainRequest
+{
+    /// <summary>Model size and optimiser.</summary>
+    public required RunConfig Config { get; init; }
+    /// <summary>Training text: .txt / .jsonl files or directories.</summary>
+    public required IReadOnlyList<string> Data { get; init; }
+    /// <summary>Held-out text for periodic evaluation (optional).</summary>
+    public IReadOnlyList<string> Valid { get; init; } = [];
+    /// <summary>Directory with tokenizer.json (and tokenizer_config.json).</summary>
+    public required string TokenizerDirectory { get; init; }
+    /// <summary>Output directory.</summary>
+    public required string OutputDirectory { get; init; }
+    /// <summary>Continue the run in <see cref="OutputDirectory"/>.</summary>
+    public bool Resume { get; init; }
+    /// <summary>Dtype of model.safetensors.</summary>
+    public DType SaveDType { get; init; } = DType.F32;
+    /// <summary>Stop early (with a checkpoint) after this many steps.</summary>
+    public long? StopAfterStep { get; init; }
+}
+
+/// <summary>A supervised fine-tuning run to set up from files.</summary>
+public sealed record SftRequest
+{
+    /// <summary>Optimiser and sequence length (the model's size comes from <see cref="ModelDirectory"/>).</summary>
+    public required RunConfig Config { get; init; }
+    /// <summary>Pretrained model directory (config.json, safetensors, usually the tokenizer).</summary>
+    public required string ModelDirectory { get; init; }
+    /// <summary>Dialogues: .jsonl files with "messages" (or "prompt"/"response") records.</summary>
+    public required IReadOnlyList<string> Data { get; init; }
+    /// <summary>Held-out dialogues (optional).</summary>
+    public IReadOnlyList<string> Valid { get; init; } = [];
+    /// <summary>Tokenizer directory; default the model directory.</summary>
+    public string? TokenizerDirectory { get; init; }
+    /// <summary>Output directory.</summary>
+    public required string OutputDirectory { get; init; }
+    /// <summary>Continue the run in <see cref="OutputDirectory"/>.</summary>
+    public bool Resume { get; init; }
+    /// <summary>Dtype of model.safetensors.</summary>
+    public DType SaveDType { get; init; } = DType.F32;
+    /// <summary>Stop early (with a checkpoint) after this many steps.</summary>
+    public long? StopAfterStep { get; init; }
+    /// <summary>Leave out pairs longer than seq_len instead of refusing to start.</summary>
+    public bool SkipLong { get; init; }
+}
+
+/// <summary>A run ready to train, with the token caches it reads kept open until disposed.</summary>
+public sealed class PreparedRun : IDisposable
+{
+    private readonly List<IDisposable> _owned;
+
+    internal PreparedRun(TrainingRun run, List<IDisposable> owned, IReadOnlyList<string> notes)
+    {
+        Run = run; _owned = owned; Notes = notes;
+    }
+
+    /// <summary>The run.</summary>
+    public TrainingRun Run { get; }
+    /// <summary>Facts worth telling the user before training (data size, skipped pairs, ...).</summary>
+    public IReadOnlyList<string> Notes { get; }
+
+    /// <summary>Closes the token caches.</summary>
+    public void Dispose()
+    {
+        foreach (var d in _owned) d.Dispose();
+        _owned.Clear();
+    }
+}
+
+/// <summary>
+/// Turns file paths into a <see cref="TrainingRun"/>: checks everything that can be checked cheaply first (files,
+/// tokenizer, configuration, output directory, resume compatibility), then tokenises the data into cached token
+/// files under &lt;out&gt;/cache, so every user error surfaces before any training compute is spent.
+/// </summary>
+public static class RunSetup
+{
+    /// <summary>Cache sub-directory of the output directory.</summary>
+    public const string CacheDirectoryName = "cache";
+
+    /// <summary>Sets up a pre-training run.</summary>
+    /// <exception cref="FileNotFoundException">A data file, the tokenizer or the model is missing.</exception>
+    /// <exception cref="InvalidDataException">Unusable data, tokenizer, or a resume that does not match.</exception>
+    public static PreparedRun Prepare(PretrainRequest request, IProgress<DataProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var config = request.Config;
+        config.Validate(config.Name);
+        RequireSources(request.Data, "training data");
+        RequireSources(request.Valid, "validation data");
+        var tokenizer = LoadTokenizer(request.TokenizerDirectory);
+        int mask = tokenizer.MaskTokenId ?? throw new InvalidDataException($"the tokenizer in {request.TokenizerDirectory} has no mask token (mask_token in tokenizer_config.json); a diffusion model needs one");
+        int eos = tokenizer.EosTokenId ?? throw new InvalidDataException($"the tokenizer in {request.TokenizerDirectory} has no EOS token (eos_token in tokenizer_config.json)");
+        int vocab = config.VocabSize ?? tokenizer.VocabSize;
+        if (tokenizer.VocabSize > vocab)
+            throw new InvalidDataException($"the tokenizer in {request.TokenizerDirectory} has {tokenizer.VocabSize} tokens but the config's vocab_size is {vocab}; raise vocab_size or leave it out to use the tokenizer's");
+        var shape = new ModelShape
+        {
+            DModel = config.DModel, NLayers = config.NLayers, NHeads = config.NHeads, NKvHeads = config.NKvHeads,
+            MlpHiddenSize = config.MlpHiddenSize, VocabSize = vocab, MaxSequenceLength = config.SeqLen, MaskTokenId = mask,
+            EosTokenId = eos, RopeTheta = config.RopeTheta, WeightTying = config.WeightTying,
+        };
+        string output = Path.GetFullPath(request.OutputDirectory);
+        TrainingRun.CheckOutputDirectory(output, request.Resume, config, sft: false);
+
+        var owned = new List<IDisposable>();
+        try
+        {
+            var encoder = Encoder(tokenizer, request.TokenizerDirectory);
+            var options = new PretrainCacheOptions { BosTokenId = tokenizer.BosTokenId, EosTokenId = eos };
+            string cacheDir = Path.Combine(output, CacheDirectoryName);
+            Directory.CreateDirectory(cacheDir);
+            var trainCache = PretrainCache.OpenOrBuild(request.Data, Path.Combine(cacheDir, "pretrain-train.tokens"), encoder, options, progress, cancellationToken);
+            owned.Add(trainCache);
+            var train = new PretrainBatchSource(trainCache, config.SeqLen, config.BatchSize, vocab, config.Seed);
+            var notes = new List<string>
+            {
+                $"training data: {trainCache.Count:N0} tokens, {train.SequencesPerEpoch:N0} sequences of {config.SeqLen} per epoch " +
+                $"({(double)config.Steps * config.TokensPerStep / Math.Max(1, trainCache.Count):0.##} epochs in {config.Steps} steps)",
+            };
+            IReadOnlyList<TokenBatch> heldOut = [];
+            if (request.Valid.Count > 0 && config.EvalBatches > 0)
+            {
+                var validCache = PretrainCache.OpenOrBuild(request.Valid, Path.Combine(cacheDir, "pretrain-valid.tokens"), encoder, options, progress, cancellationToken);
+                owned.Add(validCache);
+                var valid = new PretrainBatchSource(validCache, config.SeqLen, config.BatchSize, vocab, config.Seed, shuffle: false);
+                int count = (int)Math.Min(config.EvalBatches, Math.Max(1, valid.SequencesPerEpoch / config.BatchSize));
+                heldOut = HeldOutBatches.Take(new PretrainBatches(valid), count);
+                notes.Add($"held-out data: {validCache.Count:N0} tokens; each evaluation scores {count} batches ({count * config.BatchSize * config.SeqLen:N0} tokens)");
+            }
+            var run = TrainingRun.Open(new TrainingRunOptions
+            {
+                OutputDirectory = output, Config = config, Shape = shape, Train = new PretrainBatches(train), HeldOut = heldOut,
+                TokenizerDirectory = request.TokenizerDirectory, Resume = request.Resume, SaveDType = request.SaveDType,
+                StopAfterStep = request.StopAfterStep,
+                Provenance = new Dictionary<string, string> { ["training data"] = trainCache.Fingerprint[..16], ["tokenizer"] = encoder.Identity },
+            });
+            return new PreparedRun(run, owned, notes);
+        }
+        catch
+        {
+            foreach (var d in owned) d.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Sets up a supervised fine-tuning run from a pretrained model directory.</summary>
+    /// <exception cref="FileNotFoundException">A data file, the tokenizer or the model is missing.</exception>
+    /// <exception cref="InvalidDataException">Unusable data, tokenizer or model, pairs too long, or a resume that does not match.</exception>
+    public static PreparedRun Prepare(SftRequest request, IProgress<DataProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        string modelDir = Path.GetFullPath(request.ModelDirectory);
+        string configPath = Path.Combine(modelDir, LladaConfigFile.FileName);
+        if (!File.Exists(configPath)) throw new FileNotFoundException($"{modelDir} is not a model directory ({LladaConfigFile.FileName} not found)", configPath);
+        var shape = ModelShape.FromConfig(LladaConfigFile.Load(configPath));
+        var config = request.Config with
+        {
+            DModel = shape.DModel, NLayers = shape.NLayers, NHeads = shape.NHeads, NKvHeads = shape.NKvHeads,
+            MlpHiddenSize = shape.MlpHiddenSize, VocabSize = shape.VocabSize, RopeTheta = shape.RopeTheta, WeightTying = shape.WeightTying,
+        };
+        config.Validate(config.Name);
+        if (config.SeqLen > shape.MaxSequenceLength)
+            throw new InvalidDataException($"seq_len {config.SeqLen} exceeds the model's max_sequence_length {shape.MaxSequenceLength} ({configPath})");
+        RequireSources(request.Data, "training data");
+        RequireSources(request.Valid, "validation data");
+        string tokenizerDir = request.TokenizerDirectory ?? modelDir;
+        var tokenizer = LoadTokenizer(tokenizerDir);
+        if (tokenizer.VocabSize > shape.VocabSize)
+            throw new InvalidDataException($"the tokenizer in {tokenizerDir} has {tokenizer.VocabSize} tokens but the model's vocabulary has {shape.VocabSize}");
+        if (tokenizer.MaskTokenId is { } tm && tm != shape.MaskTokenId)
+            throw new InvalidDataException($"the tokenizer's mask token is id {tm} but the model's mask_token_id is {shape.MaskTokenId}");
+        int eos = tokenizer.EosTokenId ?? shape.EosTokenId;
+        int eot = tokenizer.EndOfTurnTokenId ?? eos;
+        string output = Path.GetFullPath(request.OutputDirectory);
+        TrainingRun.CheckOutputDirectory(output, request.Resume, config, sft: true);
+
+        var owned = new List<IDisposable>();
+        try
+        {
+            var encoder = Encoder(tokenizer, tokenizerDir);
+            string templateId = Hash(System.Text.Encoding.UTF8.GetBytes(tokenizer.ChatTemplate.Source));
+            var cacheOptions = new SftCacheOptions(eot, eos, templateId);
+            ChatRenderer render = (turns, addGenerationPrompt) =>
+                tokenizer.ApplyChatTemplate(turns.Select(t => new ChatMessage(t.Role, t.Content)).ToList(), addGenerationPrompt);
+            string cacheDir = Path.Combine(output, CacheDirectoryName);
+            Directory.CreateDirectory(cacheDir);
+            var trainCache = SftCache.OpenOrBuild(request.Data, Path.Combine(cacheDir, "sft-train.tokens"), encoder, render, cacheOptions, progress, cancellationToken);
+            owned.Add(trainCache);
+            var batchOptions = new SftBatchOptions { BatchSize = config.BatchSize, MaxLength = config.SeqLen, EosTokenId = eos, Seed = config.Seed };
+            var train = new SftBatchSource(trainCache, batchOptions, shape.VocabSize);
+            if (train.SkippedCount > 0 && !request.SkipLong)
+            {
+                int longest = 0;
+                for (long i = 0; i < trainCache.RecordCount; i++) longest = Math.Max(longest, trainCache.GetRecord(i).Length);
+                throw new InvalidDataException(
+                    $"{train.SkippedCount} of {trainCache.RecordCount} SFT pairs are longer than seq_len {config.SeqLen} tokens (the longest has {longest}); " +
+                    "raise seq_len (up to the model's max_sequence_length) or pass --skip-long to leave them out");
+            }
+            var notes = new List<string>
+            {
+                $"SFT data: {trainCache.RecordCount:N0} pairs (multi-turn dialogues split per answer), {train.PairsPerEpoch:N0} used per epoch" +
+                (train.SkippedCount > 0 ? $", {train.SkippedCount:N0} longer than {config.SeqLen} tokens left out" : ""),
+            };
+            IReadOnlyList<TokenBatch> heldOut = [];
+            if (request.Valid.Count > 0 && config.EvalBatches > 0)
+            {
+                var validCache = SftCache.OpenOrBuild(request.Valid, Path.Combine(cacheDir, "sft-valid.tokens"), encoder, render, cacheOptions, progress, cancellationToken);
+                owned.Add(validCache);
+                var valid = new SftBatchSource(validCache, batchOptions with { Shuffle = false }, shape.VocabSize);
+                int count = (int)Math.Min(config.EvalBatches, Math.Max(1, valid.PairsPerEpoch / config.BatchSize));
+                heldOut = HeldOutBatches.Take(new SftBatches(valid), count);
+                notes.Add($"held-out SFT data: {validCache.RecordCount:N0} pairs; each evaluation scores {count} batches");
+            }
+            var run = TrainingRun.Open(new TrainingRunOptions
+            {
+                OutputDirectory = output, Config = config, Shape = shape, Train = new SftBatches(train), HeldOut = heldOut, Sft = true,
+                InitialWeights = modelDir, TokenizerDirectory = tokenizerDir, Resume = request.Resume, SaveDType = request.SaveDType,
+                StopAfterStep = request.StopAfterStep,
+                Provenance = new Dictionary<string, string> { ["training data"] = trainCache.Fingerprint[..16], ["tokenizer"] = encoder.Identity },
+            });
+            return new PreparedRun(run, owned, notes);
+        }
+        catch
+        {
+            foreach (var d in owned) d.Dispose();
+            throw;
+        }
+    }
+
+    private static void RequireSources(IReadOnlyList<string> sources, string what)
+    {
+        foreach (string s in sources)
+            if (!File.Exists(s) && !Directory.Exists(s))
+                throw new FileNotFoundException($"{what} '{s}' not found", s);
+    }
+
+    private static Tokenizer LoadTokenizer(string directory)
+    {
+        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"tokenizer directory '{directory}' not found");
+        if (!File.Exists(Path.Combine(directory, "tokenizer.json")) && !File.Exists(Path.Combine(directory, "tokenizer.json.gz")))
+            throw new FileNotFoundException($"no tokenizer.json in '{directory}' (train one with `llada tokenizer train`)", Path.Combine(directory, "tokenizer.json"));
+        return Tokenizer.FromDirectory(directory);
+    }
+
+    private static DelegateTextEncoder Encoder(Tokenizer tokenizer, string directory)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (string name in new[] { "tokenizer.json", "tokenizer.json.gz", "tokenizer_config.json" })
+        {
+            string path = Path.Combine(directory, name);
+            if (File.Exists(path)) hash.AppendData(File.ReadAllBytes(path));
+        }
+        string identity = Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
+        return new DelegateTextEncoder(text => tokenizer.Encode(text), tokenizer.VocabSize, identity);
+    }
+
+    private static string Hash(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes))[..16];
+}
