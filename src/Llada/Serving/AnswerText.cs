@@ -25,7 +25,7 @@ internal sealed class AnswerText(Llada.Tokenization.Tokenizer tokenizer, int eos
         var tokens = Diffusion.GenerationResult.CutAtEnd(final, eosTokenId, endOfTurnTokenId);
         bool ended = tokens.Length < final.Length;
         var finish = ended ? CompletionFinish.EndOfText : CompletionFinish.Length;
-        string text = tokenizer.Decode(tokens, skipSpecialTokens: true);
+        string text = Decode(tokens);
 
         int stopAt = -1;
         foreach (string stop in stops)
@@ -62,6 +62,20 @@ internal sealed class AnswerText(Llada.Tokenization.Tokenizer tokenizer, int eos
         return delta;
     }
 
+    /// <summary>
+    /// Text of answer tokens without special tokens. Ids past the tokenizer's vocabulary (a model's embedding is often
+    /// padded beyond it) have no text and are skipped rather than failing the request.
+    /// </summary>
+    private string Decode(ReadOnlySpan<int> tokens)
+    {
+        int vocab = tokenizer.VocabSize;
+        if (!tokens.ContainsAnyExceptInRange(0, vocab - 1)) return tokenizer.Decode(tokens, skipSpecialTokens: true);
+        var known = new List<int>(tokens.Length);
+        foreach (int t in tokens)
+            if ((uint)t < (uint)vocab) known.Add(t);
+        return tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(known), skipSpecialTokens: true);
+    }
+
     /// <summary>Fewest leading tokens whose text reaches <paramref name="chars"/> characters.</summary>
     private int TokensCovering(ReadOnlySpan<int> tokens, int chars)
     {
@@ -69,7 +83,7 @@ internal sealed class AnswerText(Llada.Tokenization.Tokenizer tokenizer, int eos
         while (lo < hi)
         {
             int mid = (lo + hi) / 2;
-            if (tokenizer.Decode(tokens[..mid], skipSpecialTokens: true).Length >= chars) hi = mid;
+            if (Decode(tokens[..mid]).Length >= chars) hi = mid;
             else lo = mid + 1;
         }
         return lo;
