@@ -24,6 +24,6 @@ public sealed class ApiError(int status, string message, string? param = null, s
     {
         response.StatusCode = Status;
         response.ContentType = "application/json";
-        return response.WriteAsync(JsonSerializer.Serialize(Body));
+        return response.WriteAsync(JsonSerializer.Serialize(Body, LladaServer.s_json));
     }
 }

@@ -20,7 +20,8 @@ namespace Llada.Server;
 /// </summary>
 public sealed class LladaServer
 {
-    private static readonly JsonSerializerOptions s_json = new() { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never };
+    // API bodies are never embedded in HTML, so quotes and apostrophes in messages need no \u escapes.
+    internal static readonly JsonSerializerOptions s_json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private readonly TextGenerator _generator;
     private readonly LladaServerOptions _options;
     private readonly GenerationOptions _defaults;
@@ -51,6 +52,8 @@ public sealed class LladaServer
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "Llada.Server", ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls($"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = Math.Max(options.MaxRequestBodyBytes + 1, 1 << 20));
+        // One line per request comes from the server's own log; the framework's per-request lines would repeat it.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         AddServices(builder.Services, generator, options);
         configure?.Invoke(builder);
         var app = builder.Build();

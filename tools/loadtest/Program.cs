@@ -3,6 +3,7 @@
 // Without --url it starts the server in-process on a tiny random-weight model with a byte-level tokenizer.
 //
 //   dotnet run -c Release --project tools/loadtest -- [--clients 8] [--requests 64] [--max-tokens 16] [--url http://127.0.0.1:8080]
+//   dotnet run -c Release --project tools/loadtest -- --write-model DIR   (just write the tiny model, e.g. to try `llada chat`)
 using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -15,6 +16,12 @@ using Microsoft.Extensions.Logging;
 
 int clients = Arg("--clients", 8), requests = Arg("--requests", 64), maxTokens = Arg("--max-tokens", 16), prompts = Arg("--prompts", 8);
 string? url = ArgString("--url");
+if (ArgString("--write-model") is { } modelDir)
+{
+    WriteTinyModel(modelDir);
+    Console.WriteLine($"wrote a tiny random-weight model with a byte-level tokenizer to {modelDir}");
+    return 0;
+}
 if (clients < 1 || clients > 64 || requests < 1 || requests > 10_000) return Fail("--clients must be 1..64 and --requests 1..10000");
 
 string? dir = null;
