@@ -32,6 +32,9 @@ public static class LladaCli
         var config = new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromMinutes(2) };
         if (output is not null) config.Output = output;
         if (error is not null) config.Error = error;
-        return await root.Parse(args).InvokeAsync(config);
+        var parse = root.Parse(args);
+        // The chat REPL handles Ctrl-C itself: it cancels one answer, not the process.
+        if (parse.CommandResult.Command.Name == ChatCommand.Name) config.ProcessTerminationTimeout = null;
+        return await parse.InvokeAsync(config);
     }
 }

@@ -12,9 +12,10 @@ internal sealed class CanvasView(Tokenizer? tokenizer, int maskId)
 {
     private const string MaskGlyph = "░";
 
-    public GenerationResult Run(Func<IProgress<ReverseProcessStep>, GenerationResult> generate)
+    /// <summary>Runs <paramref name="generate"/> (which reports steps on its own thread) while drawing the canvas.</summary>
+    public T Run<T>(Func<IProgress<ReverseProcessStep>, T> generate)
     {
-        GenerationResult? result = null;
+        T? result = default;
         AnsiConsole.Live(new Markup("[grey]" + MaskGlyph + "[/]"))
             .AutoClear(false)
             .Overflow(VerticalOverflow.Ellipsis)

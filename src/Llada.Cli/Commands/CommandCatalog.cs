@@ -8,6 +8,8 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return GenerateCommand.Create();
+        yield return ChatCommand.Create();
+        yield return ServeCommand.Create();
         yield return ScoreCommand.Create();
         yield return InfoCommand.Create();
         yield return TokenizeCommands.Tokenize();

@@ -1,0 +1,72 @@
+using Llada.Diffusion;
+
+namespace Llada.Serving;
+
+/// <summary>
+/// The reverse-process knobs a chat or completion request may set (null: keep the default), in the names of the
+/// reference <c>generate()</c>. <see cref="Resolve"/> turns them into <see cref="GenerationOptions"/>.
+/// </summary>
+public sealed record SamplingRequest
+{
+    /// <summary>max_tokens: the answer canvas, rounded up to a multiple of the block length.</summary>
+    public int? MaxTokens { get; init; }
+    /// <summary>steps: total denoising steps.</summary>
+    public int? Steps { get; init; }
+    /// <summary>block_length: semi-autoregressive block size.</summary>
+    public int? BlockLength { get; init; }
+    /// <summary>temperature: 0 is greedy.</summary>
+    public double? Temperature { get; init; }
+    /// <summary>cfg_scale: classifier-free guidance, 0 off.</summary>
+    public double? CfgScale { get; init; }
+    /// <summary>threshold: parallel decoding confidence threshold.</summary>
+    public double? Threshold { get; init; }
+    /// <summary>remasking: low_confidence, random or ar.</summary>
+    public string? Remasking { get; init; }
+    /// <summary>seed of the random draws.</summary>
+    public int? Seed { get; init; }
+
+    /// <summary>
+    /// Options for this request on top of <paramref name="defaults"/>. gen_length is max_tokens rounded up to a
+    /// multiple of the block length (the default block shrinks to fit a short canvas); unless given, steps keep the
+    /// defaults' steps-per-token ratio, rounded up to a multiple of the number of blocks. Throws
+    /// <see cref="ArgumentException"/> whose ParamName is the request field at fault.
+    /// </summary>
+    public GenerationOptions Resolve(GenerationOptions defaults)
+    {
+        ArgumentNullException.ThrowIfNull(defaults);
+        int wanted = MaxTokens ?? defaults.GenLength;
+        if (wanted < 1) throw new ArgumentException($"max_tokens must be at least 1 (got {wanted})", "max_tokens");
+        if (BlockLength is < 1) throw new ArgumentException($"block_length must be at least 1 (got {BlockLength})", "block_length");
+        if (Steps is < 1) throw new ArgumentException($"steps must be at least 1 (got {Steps})", "steps");
+        string remasking = Remasking ?? (defaults.Remasking == Diffusion.Remasking.Random ? "random" : "low_confidence");
+        bool ar = remasking == "ar";
+        int block = ar ? 1 : BlockLength ?? Math.Min(defaults.BlockLength, wanted);
+        int gen = checked((wanted + block - 1) / block * block);
+        int blocks = gen / block;
+        int steps = Steps ?? Math.Max(1, (int)Math.Ceiling((double)defaults.Steps * gen / defaults.GenLength));
+        if (Steps is null) steps = (steps + blocks - 1) / blocks * blocks;
+        var options = defaults with
+        {
+            GenLength = gen,
+            BlockLength = block,
+            Steps = steps,
+            Temperature = Temperature ?? defaults.Temperature,
+            CfgScale = CfgScale ?? defaults.CfgScale,
+            Threshold = Threshold ?? defaults.Threshold,
+            Seed = Seed ?? defaults.Seed,
+            Remasking = remasking switch
+            {
+                "low_confidence" or "ar" => Diffusion.Remasking.LowConfidence,
+                "random" => Diffusion.Remasking.Random,
+                _ => throw new ArgumentException($"remasking '{remasking}' is unknown; use low_confidence, random or ar", "remasking"),
+            },
+        };
+        if (ar) options = options.AsAutoregressive();
+        if (Temperature is { } t && (!double.IsFinite(t) || t < 0)) throw new ArgumentException($"temperature must be >= 0 (got {t})", "temperature");
+        if (CfgScale is { } c && (!double.IsFinite(c) || c < 0)) throw new ArgumentException($"cfg_scale must be >= 0 (got {c})", "cfg_scale");
+        if (Threshold is { } th && !(th > 0 && th <= 1)) throw new ArgumentException($"threshold must be in (0, 1] (got {th})", "threshold");
+        if (options.Threshold is null && options.Factor is null && options.Steps % blocks != 0)
+            throw new ArgumentException($"steps {steps} is not divisible by the number of blocks {blocks} (gen_length {gen} / block_length {block})", "steps");
+        return options;
+    }
+}

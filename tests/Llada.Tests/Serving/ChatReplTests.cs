@@ -1,0 +1,71 @@
+using Llada.Cli.Commands;
+using Spectre.Console;
+
+namespace Llada.Tests.Serving;
+
+public sealed class ChatReplTests
+{
+    private static (ChatRepl Repl, StringWriter Output) Repl(Llada.Serving.TextGenerator g, string? system = null)
+    {
+        var output = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No,
+        });
+        return (new ChatRepl(g, g.DefaultOptions(16), system, console, visualize: false), output);
+    }
+
+    [Fact]
+    public async Task The_repl_answers_keeps_history_and_runs_slash_commands()
+    {
+        using var g = ServingTestModels.Scripted("Hi there");
+        var (repl, output) = Repl(g, "Be brief.");
+        var input = new StringReader("hello\n/set steps 8\nagain\n/set block_length 5\n/set bogus 1\n/reset\n/frobnicate\n/exit\nnever read\n");
+        Assert.Equal(0, await repl.RunAsync(input, installCtrlC: false, TestContext.Current.CancellationToken));
+        string text = output.ToString();
+        Assert.Equal(2, text.Split("llada> Hi there").Length - 1);
+        Assert.Contains("steps 8,", text);
+        Assert.Contains("gen_length 16 is not divisible by block_length 5", text);
+        Assert.Contains("unknown setting 'bogus'", text);
+        Assert.Contains("history cleared", text);
+        Assert.Contains("unknown command", text);
+        Assert.Equal(8, repl.Options.Steps);
+        Assert.Empty(repl.Session.History);
+        Assert.Equal("Be brief.", repl.Session.SystemPrompt);
+    }
+
+    [Fact]
+    public async Task The_repl_shows_a_notice_when_history_is_trimmed()
+    {
+        int userTurn = ByteTokenizer.Tokenizer().EncodeChat([new("user", "q1")]).Length - 1;
+        int max = 1 + (userTurn + 3) + userTurn + 16 + 2; // one old exchange fits, two do not
+        using var g = ServingTestModels.Scripted("ok", maxSequenceLength: max);
+        var (repl, output) = Repl(g);
+        await repl.RunAsync(new StringReader("q1\nq2\nq3\n"), installCtrlC: false, TestContext.Current.CancellationToken);
+        Assert.Contains("(history trimmed: dropped the oldest exchange", output.ToString());
+        Assert.Equal(["q2", "q3"], repl.Session.History.Select(h => h.User));
+    }
+}
+
+public sealed class ChatCliTests
+{
+    [Theory]
+    [InlineData("chat", "/reset")]
+    [InlineData("serve", "/v1/chat/completions")]
+    public async Task Chat_and_serve_are_listed_with_help(string command, string expected)
+    {
+        var (exit, stdout, _) = await Llada.Tests.Cli.CliTestHost.Run(command, "--help");
+        Assert.Equal(0, exit);
+        Assert.Contains(expected, stdout);
+        Assert.Contains("--temperature", stdout); // the shared sampling options
+    }
+
+    [Fact]
+    public async Task Chat_without_a_tokenizer_is_a_clear_error()
+    {
+        using var host = new Llada.Tests.Cli.CliTestHost();
+        var (exit, _, stderr) = await Llada.Tests.Cli.CliTestHost.Run("chat", "--model", host.ModelDir, "--no-visualize");
+        Assert.Equal(1, exit);
+        Assert.Contains("has no tokenizer.json; chat needs text", stderr);
+    }
+}
