@@ -77,7 +77,7 @@ internal static class BenchCommand
                     ctx.Output.WriteLine(JsonSerializer.Serialize(new
                     {
                         forward_ms_median = Math.Round(fullMs, 2),
-                        gflops = Math.Round(gflops, 1),
+                        gflops, // unrounded: a tiny model on a busy machine can be below 0.05
                         active_block = activeLen,
                         active_block_ms_median = activeMs is null ? (double?)null : Math.Round(activeMs.Value, 2),
                         seq_len = t,
