@@ -252,7 +252,7 @@ internal static unsafe class GemmEngine
     /// dst[p * stride + r] = src[r * ld + p] for r &lt; rows, p &lt; cols; rows up to stride are zero-filled.
     /// Full 8-row groups go through an in-register 8x8 transpose.
     /// </summary>
-    private static void Transpose(float* src, long ld, int rows, int cols, float* dst, int stride)
+    internal static void Transpose(float* src, long ld, int rows, int cols, float* dst, int stride)
     {
         int full = Avx.IsSupported ? rows & ~7 : 0;
         for (int r0 = 0; r0 < full; r0 += 8)
