@@ -8,7 +8,7 @@ namespace Llada.Benchmarks;
 /// Stopwatch profile of the dense LLaDA forward pass broken into its kernels, on random weights of a given shape
 /// (separate weights per layer, so they stream from memory as in the real model). Run:
 /// dotnet run -c Release --project bench/Llada.Benchmarks -- layers [--shape d,layers,heads,mlp,vocab] [--seq T]
-/// [--bf16] [--threads N] [--repeat R]. Prints milliseconds per step summed over the layers (median and best of R
+/// [--bf16] [--threads N] [--repeat R] [--cpu]. --cpu runs on one thread timed by its CPU clock (Linux), for a busy machine. Prints milliseconds per step summed over the layers (median and best of R
 /// passes; the best is the better guide on a shared machine).
 /// </summary>
 internal static unsafe class LayerProfile
@@ -24,6 +24,10 @@ internal static unsafe class LayerProfile
         int repeat = int.Parse(Option(args, "--repeat") ?? "5");
         if (Option(args, "--threads") is { } th) Parallelism.ThreadCount = int.Parse(th);
         DType type = args.Contains("--bf16") ? DType.BF16 : DType.F32;
+        bool cpu = args.Contains("--cpu");
+        if (cpu) Parallelism.ThreadCount = 1; // the calling thread's CPU clock only sees its own work
+        long Now() => cpu ? ThreadCpuTicks() : Stopwatch.GetTimestamp();
+        double tickMs = cpu ? 1e-6 : 1000.0 / Stopwatch.Frequency;
         int hd = d / heads;
 
         var rng = new Random(7);
@@ -60,15 +64,14 @@ internal static unsafe class LayerProfile
         var totals = new double[repeat + 1];
         for (int rep = 0; rep <= repeat; rep++)
         {
-            long start = Stopwatch.GetTimestamp(), mark = start;
+            var h0 = (float[])h.Clone();
+            long start = Now(), mark = start;
             void Lap(int step)
             {
-                long now = Stopwatch.GetTimestamp();
-                times[rep, step] += (now - mark) * 1000.0 / Stopwatch.Frequency;
+                long now = Now();
+                times[rep, step] += (now - mark) * tickMs;
                 mark = now;
             }
-            var h0 = (float[])h.Clone();
-            mark = Stopwatch.GetTimestamp();
             for (int l = 0; l < layers; l++)
             {
                 RmsNorm.Apply(h0, t, d, norm, 1e-5f, x); Lap(0);
@@ -83,11 +86,11 @@ internal static unsafe class LayerProfile
             }
             RmsNorm.Apply(h0, t, d, norm, 1e-5f, x); Lap(0);
             Gemm.MultiplyTransposed(x, t, head, logits); Lap(7);
-            totals[rep] = (Stopwatch.GetTimestamp() - start) * 1000.0 / Stopwatch.Frequency;
+            totals[rep] = (Now() - start) * tickMs;
         }
         double flopsLayerGemm = 2.0 * t * d * (4.0 * d + 3.0 * mlp);
         double[] flops = [0, 2.0 * t * 4 * d * d * layers, 0, 4.0 * t * t * d * layers, 2.0 * t * 2 * d * mlp * layers, 0, 2.0 * t * d * mlp * layers, 2.0 * t * d * vocab];
-        Console.WriteLine($"shape {shape}, T={t}, {type}, threads={Parallelism.ThreadCount}, median and best of {repeat} passes after a warm-up");
+        Console.WriteLine($"shape {shape}, T={t}, {type}, threads={Parallelism.ThreadCount}{(cpu ? ", thread CPU time" : "")}, median and best of {repeat} passes after a warm-up");
         for (int st = 0; st < Steps.Length; st++)
         {
             double[] all = Enumerable.Range(1, repeat).Select(r => times[r, st]).ToArray();
@@ -98,6 +101,22 @@ internal static unsafe class LayerProfile
         double total = Median(totals[1..]);
         Console.WriteLine($"  {"total",-10} {total,9:F1} ms {(layers * (flopsLayerGemm + 4.0 * t * t * d) + 2.0 * t * d * vocab) / total / 1e6,8:F1} GFLOP/s");
         _ = flopsLayerGemm;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeSpec
+    {
+        public long Seconds, Nanoseconds;
+    }
+
+    [DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out TimeSpec time);
+
+    /// <summary>CPU nanoseconds of the calling thread (Linux CLOCK_THREAD_CPUTIME_ID): not inflated by waiting for a busy core.</summary>
+    private static long ThreadCpuTicks()
+    {
+        if (ClockGetTime(3, out var t) != 0) throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        return t.Seconds * 1_000_000_000 + t.Nanoseconds;
     }
 
     private static string? Option(string[] args, string name)

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Llada.Numerics;
@@ -68,31 +69,43 @@ public static unsafe class Attention
                 Tq = queries, Tk = keys, TkPad = tkPad, Heads = heads, KvHeads = kvHeads, D = headDim, Causal = causal,
                 QueryTiles = (queries + QueryTile - 1) / QueryTile, Scale = 1f / MathF.Sqrt(headDim),
                 Wide = GemmEngine.Kind == GemmEngine.KernelKind.Vector512,
-                // Transposed keys live in the calling thread's scratch; workers only read them while it waits in For.
-                Kt = ScratchBuffers.Get(6, (long)kvHeads * headDim * tkPad),
+                KtStride = tkPad + 16,
             };
-            WorkerPool.For(kvHeads, &PackKeys, &job);
+            // Transposed keys and packed values live in the calling thread's scratch; workers only read them while
+            // it waits in For.
+            job.Kt = ScratchBuffers.Get(6, (long)kvHeads * headDim * (job.KtStride + keys));
+            job.Vp = job.Kt + (long)kvHeads * headDim * job.KtStride;
+            WorkerPool.For(kvHeads, &PackKeysValues, &job);
             WorkerPool.For(heads * job.QueryTiles, &Item, &job);
         }
     }
 
     private struct Job
     {
-        public float* Q, K, V, O, Kt;
+        public float* Q, K, V, O, Kt, Vp;
         public bool* Mask;
         public int* Positions;
-        public int Tq, Tk, TkPad, Heads, KvHeads, D, QueryTiles;
+        public int Tq, Tk, TkPad, KtStride, Heads, KvHeads, D, QueryTiles;
         public bool Causal, Wide;
         public float Scale;
 
         public readonly int PositionOf(int i) => Positions != null ? Positions[i] : Tk - Tq + i;
     }
 
-    /// <summary>Kt[g] = K[:, g]^T as [D][TkPad], keys padded with zeros to a whole number of score-kernel columns.</summary>
-    private static void PackKeys(void* context, int g)
+    /// <summary>
+    /// Kt[g] = K[:, g]^T as [D][KtStride] (keys zero-padded to a whole number of score-kernel columns, rows 64 bytes
+    /// longer than a power of two so walking D does not hit one cache set) and Vp[g] = V[:, g] as contiguous [Tk][D]
+    /// (rows of V are kvHeads * D apart, typically 4 KB, which would alias in L1).
+    /// </summary>
+    private static void PackKeysValues(void* context, int g)
     {
         ref Job job = ref *(Job*)context;
-        GemmEngine.Transpose(job.K + g * job.D, (long)job.KvHeads * job.D, job.Tk, job.D, job.Kt + (long)g * job.D * job.TkPad, job.TkPad);
+        int d = job.D;
+        long stride = (long)job.KvHeads * d;
+        GemmEngine.Transpose(job.K + g * d, stride, job.Tk, d, job.Kt + (long)g * d * job.KtStride, job.KtStride);
+        float* vp = job.Vp + (long)g * job.Tk * d;
+        for (int j = 0; j < job.Tk; j++)
+            Buffer.MemoryCopy(job.V + j * stride + g * d, vp + (long)j * d, d * sizeof(float), d * sizeof(float));
     }
 
     private static void Item(void* context, int item)
@@ -101,12 +114,13 @@ public static unsafe class Attention
         int h = item / job.QueryTiles, i0 = item % job.QueryTiles * QueryTile;
         int rows = Math.Min(QueryTile, job.Tq - i0);
         int d = job.D, g = h / (job.Heads / job.KvHeads);
-        long qStride = (long)job.Heads * d, kvStride = (long)job.KvHeads * d;
-        float* kt = job.Kt + (long)g * d * job.TkPad;
+        long qStride = (long)job.Heads * d;
+        float* kt = job.Kt + (long)g * d * job.KtStride, vp = job.Vp + (long)g * job.Tk * d;
 
-        // Scratch: scores [QueryTile][KeyTile], accumulators [QueryTile + 1][D] (last row is a sink for padding
+        // Scratch: the query rows [QueryTile][D] (contiguous, away from 4 KB aliasing), scores [QueryTile][KeyTile], accumulators [QueryTile + 1][D] (last row is a sink for padding
         // rows), running max and sum per row, and a zero probability row for padding.
-        float* scores = ScratchBuffers.Get(5, QueryTile * KeyTile + (QueryTile + 1) * d + 2 * QueryTile + KeyTile);
+        float* qTile = ScratchBuffers.Get(5, QueryTile * KeyTile + (2 * QueryTile + 1) * d + 2 * QueryTile + KeyTile);
+        float* scores = qTile + QueryTile * d;
         float* acc = scores + QueryTile * KeyTile;
         float* runMax = acc + (QueryTile + 1) * d;
         float* runSum = runMax + QueryTile;
@@ -123,6 +137,8 @@ public static unsafe class Attention
             keyEnd = (int)Math.Clamp(maxPos + 1L, 0, job.Tk);
         }
 
+        for (int r = 0; r < rows; r++)
+            Buffer.MemoryCopy(job.Q + (i0 + r) * qStride + h * d, qTile + r * d, d * sizeof(float), d * sizeof(float));
         float** q = stackalloc float*[8];
         int rowBlock = job.Wide ? 8 : 4, colBlock = job.Wide ? 32 : 16;
         for (int j0 = 0; j0 < keyEnd; j0 += KeyTile)
@@ -132,14 +148,15 @@ public static unsafe class Attention
             // columns past kb read the zero padding or later keys and are ignored).
             for (int r = 0; r < rows; r += rowBlock)
             {
-                for (int t = 0; t < rowBlock; t++) q[t] = job.Q + (i0 + Math.Min(r + t, rows - 1)) * qStride + h * d;
+                for (int t = 0; t < rowBlock; t++) q[t] = qTile + Math.Min(r + t, rows - 1) * d;
                 for (int c = 0; c < kb; c += colBlock)
                 {
-                    if (job.Wide) Scores8x32(q, kt + j0 + c, job.TkPad, d, scores + r * KeyTile + c, KeyTile, job.Scale);
-                    else Scores4x16(q, kt + j0 + c, job.TkPad, d, scores + r * KeyTile + c, KeyTile, job.Scale);
+                    if (job.Wide) Scores8x32(q, kt + j0 + c, job.KtStride, d, scores + r * KeyTile + c, KeyTile, job.Scale);
+                    else Scores4x16(q, kt + j0 + c, job.KtStride, d, scores + r * KeyTile + c, KeyTile, job.Scale);
                 }
             }
-            // Hide masked / future keys, then the online-softmax update of each row.
+            // Hide masked / future keys, then the online-softmax update of each row: p = exp(s - newMax) and its
+            // sum in one pass.
             for (int r = 0; r < rows; r++)
             {
                 float* s = scores + r * KeyTile;
@@ -148,18 +165,15 @@ public static unsafe class Attention
                         if (!job.Mask[j0 + c]) s[c] = float.NegativeInfinity;
                 if (job.Causal)
                     for (int c = Math.Max(0, job.PositionOf(i0 + r) + 1 - j0); c < kb; c++) s[c] = float.NegativeInfinity;
-                var row = new Span<float>(s, kb);
-                float tileMax = TensorPrimitives.Max(row);
+                float tileMax = RowMax(s, kb);
                 if (float.IsNegativeInfinity(tileMax))
                 {
-                    row.Clear(); // nothing visible here: contributes nothing
+                    new Span<float>(s, kb).Clear(); // nothing visible here: contributes nothing
                     continue;
                 }
                 float newMax = Math.Max(runMax[r], tileMax);
                 float correction = float.IsNegativeInfinity(runMax[r]) ? 0 : MathF.Exp(runMax[r] - newMax);
-                TensorPrimitives.Subtract(row, newMax, row);
-                TensorPrimitives.Exp(row, row);
-                runSum[r] = runSum[r] * correction + TensorPrimitives.Sum(row);
+                runSum[r] = runSum[r] * correction + ExpShiftedSum(s, kb, newMax);
                 runMax[r] = newMax;
                 if (correction != 1)
                 {
@@ -179,7 +193,7 @@ public static unsafe class Attention
                 float* a1 = r + 1 < rows ? a0 + d : sink;
                 float* a2 = r + 2 < rows ? a0 + 2 * d : sink;
                 float* a3 = r + 3 < rows ? a0 + 3 * d : sink;
-                AccumulateValues(job.Wide, p0, p1, p2, p3, job.V + j0 * kvStride + g * d, kvStride, kb, d, a0, a1, a2, a3);
+                AccumulateValues(job.Wide, p0, p1, p2, p3, vp + (long)j0 * d, d, kb, d, a0, a1, a2, a3);
             }
         }
         for (int r = 0; r < rows; r++)
@@ -188,6 +202,76 @@ public static unsafe class Attention
             if (runSum[r] == 0) dst.Clear();
             else TensorPrimitives.Divide(new ReadOnlySpan<float>(acc + r * d, d), runSum[r], dst);
         }
+    }
+
+    private static float RowMax(float* s, int n)
+    {
+        int c = 0;
+        float max = float.NegativeInfinity;
+        if (n >= 8)
+        {
+            var m = Vector256.Load(s);
+            for (c = 8; c + 8 <= n; c += 8) m = Vector256.Max(m, Vector256.Load(s + c));
+            var h = Vector128.Max(m.GetLower(), m.GetUpper());
+            max = MathF.Max(MathF.Max(h[0], h[1]), MathF.Max(h[2], h[3]));
+        }
+        for (; c < n; c++) max = MathF.Max(max, s[c]);
+        return max;
+    }
+
+    /// <summary>
+    /// s[c] = exp(s[c] - max) for c &lt; n, returning the sum (fixed order: eight lane sums folded pairwise).
+    /// Arguments are &lt;= 0; the tail goes through the same vector code padded with -inf (exp = 0).
+    /// </summary>
+    internal static float ExpShiftedSum(float* s, int n, float max)
+    {
+        var shift = Vector256.Create(max);
+        var sum = Vector256<float>.Zero;
+        int c = 0;
+        for (; c + 8 <= n; c += 8)
+        {
+            var e = ExpNonPositive(Vector256.Load(s + c) - shift);
+            e.Store(s + c);
+            sum += e;
+        }
+        if (c < n)
+        {
+            float* tail = stackalloc float[8];
+            for (int t = 0; t < 8; t++) tail[t] = c + t < n ? s[c + t] : float.NegativeInfinity;
+            var e = ExpNonPositive(Vector256.Load(tail) - shift);
+            e.Store(tail);
+            sum += e;
+            for (int t = 0; c + t < n; t++) s[c + t] = tail[t];
+        }
+        var h = sum.GetLower() + sum.GetUpper();
+        return (h[0] + h[2]) + (h[1] + h[3]);
+    }
+
+    /// <summary>
+    /// e^x for x &lt;= 0 (relative error ~2e-7): x = n ln2 + r with |r| &lt;= ln2/2, e^r by a degree-6 Taylor
+    /// polynomial, 2^n through the exponent bits. Results that would be subnormal (x &lt; -87.3), and -inf, give 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> ExpNonPositive(Vector256<float> x)
+    {
+        var tiny = Vector256.LessThan(x, Vector256.Create(-87.3f));
+        x = Vector256.Max(x, Vector256.Create(-87.3f));
+        // Round to nearest by the 1.5 * 2^23 trick (|x * log2 e| < 2^22).
+        var magic = Vector256.Create(12582912f);
+        var t = Vector256.FusedMultiplyAdd(x, Vector256.Create(1.44269504f), magic);
+        var n = t - magic;
+        var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-0.693145752f), x); // ln2 split: exact high part
+        r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-1.42860677e-6f), r);
+        var p = Vector256.Create(1f / 720);
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f / 120));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f / 24));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f / 6));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(0.5f));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256<float>.One);
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256<float>.One);
+        // t's low mantissa bits hold n (+ 2^22, which the shift discards): 2^n = (bits(t) + 127) << 23.
+        var scale = Vector256.ShiftLeft(t.AsInt32() + Vector256.Create(127), 23).AsSingle();
+        return Vector256.AndNot(p * scale, tiny.AsSingle());
     }
 
     /// <summary>
