@@ -110,7 +110,8 @@ internal static unsafe class GemmEngine
             if (pr.NBlocks > 1 && (long)pr.MPad * pr.K <= SharedAFloats)
             {
                 pr.PackedA = ScratchBuffers.Get(7, (long)pr.MPad * pr.K);
-                pr.APackRows = 8 * pr.Mr;
+                // Column-major A is packed by whole source rows (contiguous reads), so one item per k block.
+                pr.APackRows = pr.ARowsAlongK ? 8 * pr.Mr : pr.MPad;
                 WorkerPool.For((pr.K + Kc - 1) / Kc * ((pr.M + pr.APackRows - 1) / pr.APackRows), &PackAItem, p);
             }
             WorkerPool.For(pr.NBlocks * pr.MBlocks, &PackedItem, p);
