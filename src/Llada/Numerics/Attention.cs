@@ -224,6 +224,7 @@ public static unsafe class Attention
     /// </summary>
     internal static float ExpShiftedSum(float* s, int n, float max)
     {
+        if (Vector512.IsHardwareAccelerated) return ExpShiftedSum512(s, n, max);
         var shift = Vector256.Create(max);
         var sum = Vector256<float>.Zero;
         int c = 0;
@@ -243,6 +244,31 @@ public static unsafe class Attention
             for (int t = 0; c + t < n; t++) s[c + t] = tail[t];
         }
         var h = sum.GetLower() + sum.GetUpper();
+        return (h[0] + h[2]) + (h[1] + h[3]);
+    }
+
+    private static float ExpShiftedSum512(float* s, int n, float max)
+    {
+        var shift = Vector512.Create(max);
+        var sum = Vector512<float>.Zero;
+        int c = 0;
+        for (; c + 16 <= n; c += 16)
+        {
+            var e = VectorMath.ExpNonPositive(Vector512.Load(s + c) - shift);
+            e.Store(s + c);
+            sum += e;
+        }
+        if (c < n)
+        {
+            float* tail = stackalloc float[16];
+            for (int t = 0; t < 16; t++) tail[t] = c + t < n ? s[c + t] : float.NegativeInfinity;
+            var e = VectorMath.ExpNonPositive(Vector512.Load(tail) - shift);
+            e.Store(tail);
+            sum += e;
+            for (int t = 0; c + t < n; t++) s[c + t] = tail[t];
+        }
+        var h8 = sum.GetLower() + sum.GetUpper();
+        var h = h8.GetLower() + h8.GetUpper();
         return (h[0] + h[2]) + (h[1] + h[3]);
     }
 
