@@ -172,7 +172,7 @@ public static unsafe class Attention
                 }
                 float newMax = Math.Max(runMax[r], tileMax);
                 float correction = float.IsNegativeInfinity(runMax[r]) ? 0 : MathF.Exp(runMax[r] - newMax);
-                runSum[r] = runSum[r] * correction + ExpShiftedSum(s, kb, newMax);
+                runSum[r] = runSum[r] * correction + ExpShiftedSum(s, kb, newMax, job.Wide);
                 runMax[r] = newMax;
                 if (correction != 1)
                 {
@@ -219,12 +219,13 @@ public static unsafe class Attention
     }
 
     /// <summary>
-    /// s[c] = exp(s[c] - max) for c &lt; n, returning the sum (fixed order: eight lane sums folded pairwise).
-    /// Arguments are &lt;= 0; the tail goes through the same vector code padded with -inf (exp = 0).
+    /// s[c] = exp(s[c] - max) for c &lt; n, returning the sum (fixed order: lane sums folded pairwise), 16 lanes at
+    /// a time when <paramref name="wide"/>, else 8. Arguments are &lt;= 0; the tail goes through the same vector code
+    /// padded with -inf (exp = 0).
     /// </summary>
-    internal static float ExpShiftedSum(float* s, int n, float max)
+    internal static float ExpShiftedSum(float* s, int n, float max, bool wide)
     {
-        if (Vector512.IsHardwareAccelerated) return ExpShiftedSum512(s, n, max);
+        if (wide) return ExpShiftedSum512(s, n, max);
         var shift = Vector256.Create(max);
         var sum = Vector256<float>.Zero;
         int c = 0;

@@ -111,8 +111,10 @@ public class AttentionTests
         finally { GemmEngine.Kind = saved; }
     }
 
-    [Fact]
-    public unsafe void Softmax_exponential_is_accurate_for_non_positive_arguments()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public unsafe void Softmax_exponential_is_accurate_for_non_positive_arguments(bool wide)
     {
         var xs = new List<float> { 0f, -1e-30f, -1e-7f, -0.3465f, -0.3466f, -0.6931472f, -1f, -10f, -50f, -87f, -87.29f, float.NegativeInfinity };
         var rng = new Random(5);
@@ -120,7 +122,7 @@ public class AttentionTests
         float[] values = xs.ToArray();
         float[] shifted = (float[])values.Clone();
         float sum;
-        fixed (float* p = shifted) sum = Attention.ExpShiftedSum(p, shifted.Length, 0f);
+        fixed (float* p = shifted) sum = Attention.ExpShiftedSum(p, shifted.Length, 0f, wide);
         double expectedSum = 0;
         for (int i = 0; i < values.Length; i++)
         {
@@ -133,7 +135,7 @@ public class AttentionTests
         Assert.True(Math.Abs(sum - expectedSum) <= 1e-6 * expectedSum, $"sum {sum} vs {expectedSum}");
         // Shift by a row max: exp(s - max) with the tail (length not a multiple of 8) padded internally.
         float[] row = [3f, 1f, 2.5f, -4f, 3f];
-        fixed (float* p = row) sum = Attention.ExpShiftedSum(p, row.Length, 3f);
+        fixed (float* p = row) sum = Attention.ExpShiftedSum(p, row.Length, 3f, wide);
         Assert.Equal(1f, row[0]);
         Assert.True(Math.Abs(row[3] - Math.Exp(-7)) <= 3e-7 * Math.Exp(-7));
         Assert.True(Math.Abs(sum - (2 + Math.Exp(-2) + Math.Exp(-0.5) + Math.Exp(-7))) <= 1e-6 * 3);
