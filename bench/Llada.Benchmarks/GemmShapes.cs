@@ -13,6 +13,19 @@ internal static class GemmShapes
         ("down 256x4096x12288", 256, 4096, 12288),
     ];
 
+    /// <summary>
+    /// Mid-sized shapes of a ~1B LLaDA-like model (d_model 1024, MLP 2816, vocab 32000) with 256 tokens: the
+    /// weights (4-11 MB in f32) do not stay in cache between calls, and there are few output blocks per thread.
+    /// </summary>
+    public static readonly (string Name, int M, int N, int K)[] Mid =
+    [
+        ("q/k/v/o 256x1024x1024", 256, 1024, 1024),
+        ("gate/up 256x2816x1024", 256, 2816, 1024),
+        ("down 256x1024x2816", 256, 1024, 2816),
+        ("lm head 256x32000x1024", 256, 32000, 1024),
+        ("odd 200x1000x1000", 200, 1000, 1000),
+    ];
+
     /// <summary>Decode-like and small-batch shapes (memory-bound; reported as GB/s of weights too).</summary>
     public static readonly (string Name, int M, int N, int K)[] Small =
     [

@@ -7,7 +7,7 @@ namespace Llada.Benchmarks;
 /// <summary>
 /// Quick console report: GFLOP/s of each product variant per shape (best of a few timed repetitions after a
 /// warm-up), with OpenBLAS alongside when the library is installed. Run:
-/// dotnet run -c Release --project bench/Llada.Benchmarks -- gflops [--threads N] [--small]
+/// dotnet run -c Release --project bench/Llada.Benchmarks -- gflops [--threads N] [--small | --mid]
 /// </summary>
 internal static unsafe class GflopsReport
 {
@@ -18,12 +18,12 @@ internal static unsafe class GflopsReport
         if (at >= 0) threads = int.Parse(args[at + 1]);
         Parallelism.ThreadCount = threads;
         _cpuTime = args.Contains("--cpu");
-        bool small = args.Contains("--small");
+        bool small = args.Contains("--small"), mid = args.Contains("--mid");
         int smallM = Array.IndexOf(args, "--smallm");
         if (smallM >= 0) GemmEngine.SmallM = int.Parse(args[smallM + 1]);
         Console.WriteLine($"threads={threads} kernel={GemmEngine.Kind} openblas={(OpenBlas.Available ? "yes" : "not installed")}");
         Console.WriteLine($"{"shape",-28} {"MT f32",9} {"MT bf16",9} {"Sgemm NT",9} {"Sgemm NN",9} {"Sgemm TN",9} {"OpenBLAS NT",11}   (GFLOP/s)");
-        foreach (var (name, m, n, k) in small ? GemmShapes.Small : GemmShapes.All)
+        foreach (var (name, m, n, k) in small ? GemmShapes.Small : mid ? GemmShapes.Mid : [.. GemmShapes.Mid, .. GemmShapes.All])
             Report(name, m, n, k);
     }
 

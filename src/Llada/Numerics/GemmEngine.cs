@@ -54,6 +54,10 @@ internal static unsafe class GemmEngine
         // Scheduling, filled in by Run.
         public int Mr, Nr, Mc, Nc, MBlocks, NBlocks, RowsPerItem;
         public KernelKind Kind;
+        // A packed once for all output blocks (null: each block packs its own): k block p0 of height kc starts at
+        // PackedA + p0 * MPad and holds micro-panels [i / mr][p][mr].
+        public float* PackedA;
+        public int MPad, APackRows;
     }
 
     public static void Run(ref Problem pr)
@@ -86,7 +90,10 @@ internal static unsafe class GemmEngine
             pr.Mr = pr.Kind == KernelKind.Vector512 ? 8 : 6;
             pr.Nr = pr.Kind == KernelKind.Vector512 ? 32 : 16;
             int nb = (pr.N + 511) / 512, mb = (pr.M + 255) / 256;
-            while (threads > 1 && nb * mb < 2 * threads)
+            // Several blocks per thread: on a shared machine a thread can lose its core for milliseconds, and with
+            // only one or two big blocks each the others would wait for it; with A packed once, narrower column
+            // blocks cost little.
+            while (threads > 1 && nb * mb < 8 * threads)
             {
                 if (pr.N / (nb + 1) >= 2 * pr.Nr) nb++;
                 else if (pr.M / (mb + 1) >= 2 * pr.Mr) mb++;
@@ -96,8 +103,36 @@ internal static unsafe class GemmEngine
             pr.Mc = RoundUp((pr.M + mb - 1) / mb, pr.Mr);
             pr.NBlocks = (pr.N + pr.Nc - 1) / pr.Nc;
             pr.MBlocks = (pr.M + pr.Mc - 1) / pr.Mc;
+            // Every column block needs all of A: pack it once up front (in parallel) rather than once per block,
+            // when it is not too big. The buffer is the calling thread's; workers read it while it waits in For.
+            pr.MPad = RoundUp(pr.M, pr.Mr);
+            pr.PackedA = null;
+            if (pr.NBlocks > 1 && (long)pr.MPad * pr.K <= SharedAFloats)
+            {
+                pr.PackedA = ScratchBuffers.Get(7, (long)pr.MPad * pr.K);
+                // Column-major A is packed by whole source rows (contiguous reads), so one item per k block.
+                pr.APackRows = pr.ARowsAlongK ? 8 * pr.Mr : pr.MPad;
+                WorkerPool.For((pr.K + Kc - 1) / Kc * ((pr.M + pr.APackRows - 1) / pr.APackRows), &PackAItem, p);
+            }
             WorkerPool.For(pr.NBlocks * pr.MBlocks, &PackedItem, p);
         }
+    }
+
+    /// <summary>Largest packed A (floats) shared by all output blocks; bigger products pack A per block (tests lower it).</summary>
+    internal static long SharedAFloats = 8L << 20;
+
+    /// <summary>Packs rows [APackRows * r, +APackRows) of k block b into the shared packed A.</summary>
+    private static void PackAItem(void* context, int item)
+    {
+        ref Problem pr = ref *(Problem*)context;
+        int groups = (pr.M + pr.APackRows - 1) / pr.APackRows;
+        int p0 = item / groups * Kc, i0 = item % groups * pr.APackRows, i1 = Math.Min(pr.M, i0 + pr.APackRows);
+        int kc = Math.Min(Kc, pr.K - p0);
+        float* dst = pr.PackedA + (long)p0 * pr.MPad + (long)i0 * kc;
+        if (!pr.ARowsAlongK) PackABlock(ref pr, i0, i1, p0, kc, dst);
+        else
+            for (int i = i0; i < i1; i += pr.Mr)
+                PackA(ref pr, i, Math.Min(pr.Mr, i1 - i), p0, kc, dst + (long)(i - i0) * kc);
     }
 
     private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
@@ -119,12 +154,12 @@ internal static unsafe class GemmEngine
         int j0 = jb * pr.Nc, j1 = Math.Min(pr.N, j0 + pr.Nc);
         int mr = pr.Mr, nr = pr.Nr;
         int panels = (j1 - j0 + nr - 1) / nr;
-        float* packB = ScratchBuffers.Get(0, (long)panels * nr * Kc);
-        // Column-major A (transA) is packed a whole block at a time so its rows are read contiguously once,
-        // instead of a few floats from each of many strided rows per micro-panel (cache-set conflicts).
-        bool blockA = !pr.ARowsAlongK;
-        float* packA = ScratchBuffers.Get(1, blockA ? (long)RoundUp(i1 - i0, mr) * Kc : mr * Kc);
-        float* convert = ScratchBuffers.Get(2, (long)nr * Kc);
+        int kcMax = Math.Min(Kc, pr.K);
+        float* packB = ScratchBuffers.Get(0, (long)panels * nr * kcMax);
+        // The whole A block is packed once per k block ([micro-panel][p][mr]) and stays in L2 while each B
+        // micro-panel (kc x nr) is reused from L1 against all of it.
+        float* packA = pr.PackedA != null ? null : ScratchBuffers.Get(1, (long)RoundUp(i1 - i0, mr) * kcMax);
+        float* convert = ScratchBuffers.Get(2, (long)nr * kcMax);
         float* tile = ScratchBuffers.Get(3, mr * nr);
 
         if (pr.Beta != 0 && pr.Beta != 1)
@@ -139,17 +174,38 @@ internal static unsafe class GemmEngine
                 int j = j0 + q * nr;
                 PackB(ref pr, j, Math.Min(nr, j1 - j), p0, kc, packB + (long)q * nr * kc, convert);
             }
-            if (blockA) PackABlock(ref pr, i0, i1, p0, kc, packA);
-            for (int i = i0; i < i1; i += mr)
+            // Column-major A (transA) is packed row by row of the source so it is read contiguously once,
+            // instead of a few floats from each of many strided rows per micro-panel (cache-set conflicts).
+            if (pr.PackedA != null) packA = pr.PackedA + (long)p0 * pr.MPad + (long)i0 * kc;
+            else if (!pr.ARowsAlongK) PackABlock(ref pr, i0, i1, p0, kc, packA);
+            else
+                for (int i = i0; i < i1; i += mr)
+                    PackA(ref pr, i, Math.Min(mr, i1 - i), p0, kc, packA + (long)(i - i0) * kc);
+            // While a panel's products run, prefetch (to L2) its source rows for the next k block, so the next
+            // PackB reads weights from cache instead of waiting on memory.
+            int nextK = p0 + Kc < pr.K ? Math.Min(Kc, pr.K - p0 - Kc) : 0;
+            bool prefetch = nextK > 0 && pr.BRowsAlongK && Sse.IsSupported;
+            int steps = (i1 - i0 + mr - 1) / mr;
+            long rowBytes = (long)nextK * DTypes.SizeOf(pr.BType);
+            for (int q = 0; q < panels; q++)
             {
-                int rows = Math.Min(mr, i1 - i);
-                float* ap = blockA ? packA + (long)(i - i0) * kc : packA;
-                if (!blockA) PackA(ref pr, i, rows, p0, kc, packA);
-                for (int q = 0; q < panels; q++)
+                int j = j0 + q * nr;
+                int cols = Math.Min(nr, j1 - j);
+                float* bp = packB + (long)q * nr * kc;
+                int perStep = (cols + steps - 1) / steps;
+                for (int i = i0; i < i1; i += mr)
                 {
-                    int j = j0 + q * nr;
-                    int cols = Math.Min(nr, j1 - j);
-                    float* bp = packB + (long)q * nr * kc;
+                    if (prefetch)
+                    {
+                        int r0 = (i - i0) / mr * perStep;
+                        for (int r = r0; r < Math.Min(cols, r0 + perStep); r++)
+                        {
+                            byte* src = (byte*)pr.B + ((j + r) * pr.Ldb + p0 + Kc) * DTypes.SizeOf(pr.BType);
+                            for (long off = 0; off < rowBytes; off += 64) Sse.Prefetch1(src + off);
+                        }
+                    }
+                    int rows = Math.Min(mr, i1 - i);
+                    float* ap = packA + (long)(i - i0) * kc;
                     float* c = pr.C + i * pr.Ldc + j;
                     if (rows == mr && cols == nr)
                     {
@@ -252,7 +308,7 @@ internal static unsafe class GemmEngine
     /// dst[p * stride + r] = src[r * ld + p] for r &lt; rows, p &lt; cols; rows up to stride are zero-filled.
     /// Full 8-row groups go through an in-register 8x8 transpose.
     /// </summary>
-    private static void Transpose(float* src, long ld, int rows, int cols, float* dst, int stride)
+    internal static void Transpose(float* src, long ld, int rows, int cols, float* dst, int stride)
     {
         int full = Avx.IsSupported ? rows & ~7 : 0;
         for (int r0 = 0; r0 < full; r0 += 8)

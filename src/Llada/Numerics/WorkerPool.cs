@@ -7,7 +7,10 @@ namespace Llada.Numerics;
 /// Persistent worker threads for the numerics kernels. <see cref="For"/> hands out work items from an atomic
 /// counter to the caller plus up to <see cref="Parallelism.ThreadCount"/> - 1 workers; the workers spin briefly
 /// after a job so back-to-back small kernels do not pay a thread wake-up each, then sleep on a semaphore.
-/// No allocation per call: the body is a function pointer and the state a pointer to the caller's stack.
+/// The caller works too and, once every item is handed out, closes the job: it then waits only for workers that
+/// actually joined (are running an item), never for one that has not been scheduled yet, which on a busy
+/// machine can take milliseconds. No allocation per call: the body is a function pointer and the state a
+/// pointer to the caller's stack.
 /// </summary>
 internal static unsafe class WorkerPool
 {
@@ -28,7 +31,9 @@ internal static unsafe class WorkerPool
     private static void* _context;
     private static int _count;
     private static int _next;
-    private static int _pending;
+    // Workers inside the current job, plus Closed once the caller has shut it (nobody may join after that).
+    private static int _state = Closed;
+    private const int Closed = 1 << 30;
     private static ExceptionDispatchInfo? _failure;
 
     [ThreadStatic] private static bool t_inJob;
@@ -45,6 +50,7 @@ internal static unsafe class WorkerPool
             for (int i = 0; i < count; i++) body(context, i);
             return;
         }
+        ExceptionDispatchInfo? failure;
         try
         {
             EnsureWorkers(threads - 1);
@@ -53,7 +59,7 @@ internal static unsafe class WorkerPool
             _count = count;
             _next = 0;
             _failure = null;
-            Volatile.Write(ref _pending, threads - 1);
+            Volatile.Write(ref _state, 0); // open: publishes the fields above to workers that join
             for (int w = 0; w < threads - 1; w++)
             {
                 Worker worker = _workers[w];
@@ -63,16 +69,19 @@ internal static unsafe class WorkerPool
             t_inJob = true;
             try { Drain(); }
             finally { t_inJob = false; }
-            var spin = new SpinWait();
-            while (Volatile.Read(ref _pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
-            _failure?.Throw();
         }
         finally
         {
+            // Every item is taken (or setup failed): shut the job and wait for the workers still finishing theirs.
+            Interlocked.Or(ref _state, Closed);
+            var spin = new SpinWait();
+            while (Volatile.Read(ref _state) != Closed) spin.SpinOnce(sleep1Threshold: -1);
+            failure = _failure;
             _body = null;
             _context = null;
             Gate.Exit();
         }
+        failure?.Throw();
     }
 
     private static void Drain()
@@ -86,6 +95,16 @@ internal static unsafe class WorkerPool
         {
             _failure ??= ExceptionDispatchInfo.Capture(e);
             Volatile.Write(ref _next, _count); // stop handing out work
+        }
+    }
+
+    private static bool TryJoin()
+    {
+        while (true)
+        {
+            int state = Volatile.Read(ref _state);
+            if ((state & Closed) != 0) return false;
+            if (Interlocked.CompareExchange(ref _state, state + 1, state) == state) return true;
         }
     }
 
@@ -121,8 +140,9 @@ internal static unsafe class WorkerPool
                 break;
             }
             seen++;
+            if (!TryJoin()) continue; // woke after the job was over (or a later one is not open yet)
             Drain();
-            Interlocked.Decrement(ref _pending);
+            Interlocked.Decrement(ref _state);
         }
     }
 }

@@ -82,6 +82,65 @@ public class AttentionTests
         if (mode == "all-masked") Assert.All(output, x => Assert.Equal(0f, x));
     }
 
+    public static TheoryData<string, int, int, int, int, int, string> KernelCases => new()
+    {
+        // kernel family, tq, tk, heads, kvHeads, d, mode: head dims hitting the 4x64, 16-wide, 8-wide and scalar
+        // P*V paths; key counts crossing several 128-key tiles and not a multiple of the 32-key score block.
+        { "Vector512", 70, 300, 2, 1, 64, "causal" },
+        { "Vector512", 33, 261, 2, 2, 80, "mask" },
+        { "Vector512", 40, 129, 2, 1, 128, "plain" },
+        { "Vector512", 9, 47, 1, 1, 93, "plain" },
+        { "Vector256", 70, 300, 2, 1, 64, "causal" },
+        { "Vector256", 33, 261, 2, 2, 80, "mask" },
+        { "Vector256", 9, 47, 1, 1, 93, "plain" },
+    };
+
+    /// <summary>The Vector512 and the narrower Vector256 kernels against the naive reference on awkward shapes.</summary>
+    [Theory]
+    [MemberData(nameof(KernelCases))]
+    public void Attention_kernels_match_naive_attention(string kindName, int tq, int tk, int heads, int kvHeads, int d, string mode)
+    {
+        var kind = Enum.Parse<GemmEngine.KernelKind>(kindName);
+        if (kind == GemmEngine.KernelKind.Vector512 && GemmEngine.Kind != kind) return; // hardware lacks it
+        var saved = GemmEngine.Kind;
+        try
+        {
+            GemmEngine.Kind = kind;
+            Attention_matches_naive_softmax_attention(tq, tk, heads, kvHeads, d, mode);
+        }
+        finally { GemmEngine.Kind = saved; }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public unsafe void Softmax_exponential_is_accurate_for_non_positive_arguments(bool wide)
+    {
+        var xs = new List<float> { 0f, -1e-30f, -1e-7f, -0.3465f, -0.3466f, -0.6931472f, -1f, -10f, -50f, -87f, -87.29f, float.NegativeInfinity };
+        var rng = new Random(5);
+        for (int i = 0; i < 20000; i++) xs.Add((float)(-rng.NextDouble() * 90));
+        float[] values = xs.ToArray();
+        float[] shifted = (float[])values.Clone();
+        float sum;
+        fixed (float* p = shifted) sum = Attention.ExpShiftedSum(p, shifted.Length, 0f, wide);
+        double expectedSum = 0;
+        for (int i = 0; i < values.Length; i++)
+        {
+            double e = Math.Exp(values[i]);
+            expectedSum += e;
+            // Relative 3e-7 in the normal range; arguments whose result would be subnormal are flushed to zero.
+            if (values[i] < -87.3f) Assert.Equal(0f, shifted[i]);
+            else Assert.True(Math.Abs(shifted[i] - e) <= 3e-7 * e, $"exp({values[i]}) = {shifted[i]}, expected {e}");
+        }
+        Assert.True(Math.Abs(sum - expectedSum) <= 1e-6 * expectedSum, $"sum {sum} vs {expectedSum}");
+        // Shift by a row max: exp(s - max) with the tail (length not a multiple of 8) padded internally.
+        float[] row = [3f, 1f, 2.5f, -4f, 3f];
+        fixed (float* p = row) sum = Attention.ExpShiftedSum(p, row.Length, 3f, wide);
+        Assert.Equal(1f, row[0]);
+        Assert.True(Math.Abs(row[3] - Math.Exp(-7)) <= 3e-7 * Math.Exp(-7));
+        Assert.True(Math.Abs(sum - (2 + Math.Exp(-2) + Math.Exp(-0.5) + Math.Exp(-7))) <= 1e-6 * 3);
+    }
+
     [Fact]
     public void Attention_is_bit_identical_for_one_and_two_threads()
     {

@@ -140,6 +140,53 @@ public class GemmTests
         }
     }
 
+    /// <summary>
+    /// Several column blocks and k blocks (A packed once and shared, next-k-block prefetch, edge tiles), against
+    /// the naive loop for every operand layout, with A shared and packed per block, on one and two threads.
+    /// </summary>
+    [Theory]
+    [InlineData(70, 600, 530)]
+    [InlineData(37, 1100, 300)]
+    [InlineData(256, 200, 600)]
+    public void Packed_path_with_shared_or_per_block_A_matches_naive_loop(int m, int n, int k)
+    {
+        var w = new NumericsTestData.Weights(n, k, DType.BF16, seed: 21);
+        float[] x = NumericsTestData.Random(m * k, seed: 22);
+        float[] xt = new float[k * m];
+        for (int i = 0; i < m; i++)
+            for (int p = 0; p < k; p++) xt[p * m + i] = x[i * k + p];
+        float[] wt = new float[k * n];
+        for (int j = 0; j < n; j++)
+            for (int p = 0; p < k; p++) wt[p * n + j] = w.Values[j * k + p];
+        var (expected, scale) = ReferenceNT(x, w.Values, m, n, k);
+        int savedThreads = Parallelism.ThreadCount;
+        long savedShared = GemmEngine.SharedAFloats;
+        try
+        {
+            foreach (long shared in new[] { savedShared, 0L })
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    GemmEngine.SharedAFloats = shared;
+                    Parallelism.ThreadCount = threads;
+                    string what = $"{m}x{n}x{k} shared={shared > 0} threads={threads}";
+                    var y = new float[m * n];
+                    Gemm.MultiplyTransposed(x, m, w.Matrix, y);
+                    NumericsTestData.AssertClose(expected, scale, y, Rel, "MT bf16 " + what);
+                    Gemm.Sgemm(false, true, m, n, k, 1, x, k, w.Values, k, 0, y, n);
+                    NumericsTestData.AssertClose(expected, scale, y, Rel, "NT " + what);
+                    Gemm.Sgemm(true, false, m, n, k, 1, xt, m, wt, n, 0, y, n);
+                    NumericsTestData.AssertClose(expected, scale, y, Rel, "TN " + what);
+                    Gemm.Sgemm(false, false, m, n, k, 1, x, k, wt, n, 0, y, n);
+                    NumericsTestData.AssertClose(expected, scale, y, Rel, "NN " + what);
+                }
+        }
+        finally
+        {
+            Parallelism.ThreadCount = savedThreads;
+            GemmEngine.SharedAFloats = savedShared;
+        }
+    }
+
     [Fact]
     public void Sgemm_with_zero_k_scales_c_by_beta()
     {

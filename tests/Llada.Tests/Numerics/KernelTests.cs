@@ -2,6 +2,7 @@ using Llada.Numerics;
 
 namespace Llada.Tests.Numerics;
 
+[Collection(nameof(NumericsGlobalState))]
 public class KernelTests
 {
     [Theory]
@@ -140,5 +141,46 @@ public class KernelTests
             Assert.True(Math.Abs(swiglu[i] - sw) <= 2e-6 * Math.Abs(sw) + 1e-30, $"swiglu {i}: {swiglu[i]} vs {sw}");
             Assert.Equal(swiglu[i], aliased[i]);
         }
+    }
+
+    /// <summary>Output over gate (how the model calls it), over up, Silu in place, several work chunks, tails.</summary>
+    [Theory]
+    [InlineData(40000)] // three chunks of 16384 with a short last one, 1 and 2 threads
+    [InlineData(7)]
+    public void SwiGlu_handles_aliasing_and_long_inputs(int n)
+    {
+        float[] gate = NumericsTestData.Random(n, seed: 3, scale: 30);
+        float[] up = NumericsTestData.Random(n, seed: 4, scale: 2);
+        int saved = Parallelism.ThreadCount;
+        try
+        {
+            foreach (int threads in new[] { 1, 2 })
+            {
+                Parallelism.ThreadCount = threads;
+                float[] overGate = (float[])gate.Clone();
+                Activations.SwiGlu(overGate, up, overGate);
+                float[] overUp = (float[])up.Clone();
+                Activations.SwiGlu(gate, overUp, overUp);
+                float[] silu = (float[])gate.Clone();
+                Activations.Silu(silu, silu);
+                for (int i = 0; i < n; i++)
+                {
+                    double s = gate[i] / (1 + Math.Exp(-(double)gate[i]));
+                    Assert.True(Math.Abs(silu[i] - s) <= 1e-6 * Math.Abs(s) + 1e-30, $"silu {gate[i]}: {silu[i]} vs {s}");
+                    double sw = s * up[i];
+                    Assert.True(Math.Abs(overGate[i] - sw) <= 2e-6 * Math.Abs(sw) + 1e-30, $"swiglu {i}: {overGate[i]} vs {sw}");
+                    Assert.Equal(overGate[i], overUp[i]);
+                }
+            }
+        }
+        finally { Parallelism.ThreadCount = saved; }
+    }
+
+    [Fact]
+    public void SwiGlu_rejects_partially_overlapping_output()
+    {
+        var buffer = new float[20];
+        var e = Assert.Throws<ArgumentException>(() => Activations.SwiGlu(buffer.AsSpan(0, 10), new float[10], buffer.AsSpan(5, 10)));
+        Assert.Equal("output", e.ParamName);
     }
 }
