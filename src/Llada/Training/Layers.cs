@@ -59,13 +59,16 @@ internal static class Layers
             ReadOnlySpan<float> x = inp.Slice(r * d, d), dy = dout.Slice(r * d, d);
             Span<float> dx = dinp.Slice(r * d, d);
             float s = rstd[r];
+            // Each row's contribution is formed in scratch and added once, so accumulating onto existing
+            // values rounds exactly like accumulating onto zero and then adding them.
+            TensorPrimitives.Multiply(dy, x, g);
+            TensorPrimitives.Multiply(g, s, g);
+            TensorPrimitives.Add(dweight, g, dweight);
             TensorPrimitives.Multiply(dy, weight, g);
             float c = s * s * s * TensorPrimitives.Dot(g, x) / d;
-            for (int j = 0; j < d; j++)
-            {
-                dweight[j] += dy[j] * x[j] * s;
-                dx[j] += s * g[j] - c * x[j];
-            }
+            TensorPrimitives.Multiply(g, s, g);
+            TensorPrimitives.MultiplyAdd(x, -c, g, g);
+            TensorPrimitives.Add(dx, g, dx);
         }
     }
 
@@ -245,25 +248,61 @@ internal static class Layers
     }
 
     // ---------------------------------------------------------------- SwiGLU: act = silu(gate) * up, silu(g) = g * sigmoid(g)
+    // Elementwise, so it is split into fixed chunks run on the pool: the same bits for any thread count.
 
-    public static void SwiGluForward(Span<float> act, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+    private const int SwiGluChunk = 512, SwiGluItem = 32 * SwiGluChunk;
+
+    private unsafe struct SwiGluArgs
     {
+        public float* Act, Gate, Up, DGate, DUp;
+        public int Length;
+    }
+
+    public static unsafe void SwiGluForward(Span<float> act, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+    {
+        if (gate.Length != act.Length || up.Length != act.Length) throw new ArgumentException($"SwiGLU spans differ in length: act {act.Length}, gate {gate.Length}, up {up.Length}");
+        fixed (float* a = act) fixed (float* g = gate) fixed (float* u = up)
+        {
+            var args = new SwiGluArgs { Act = a, Gate = g, Up = u, Length = act.Length };
+            WorkerPool.For((act.Length + SwiGluItem - 1) / SwiGluItem, &SwiGluForwardItem, &args);
+        }
+    }
+
+    private static unsafe void SwiGluForwardItem(void* context, int item)
+    {
+        var a = (SwiGluArgs*)context;
+        int start = item * SwiGluItem, len = Math.Min(SwiGluItem, a->Length - start);
+        var act = new Span<float>(a->Act + start, len);
+        var gate = new ReadOnlySpan<float>(a->Gate + start, len);
         TensorPrimitives.Sigmoid(gate, act);
         TensorPrimitives.Multiply(act, gate, act);
-        TensorPrimitives.Multiply(act, up, act);
+        TensorPrimitives.Multiply(act, new ReadOnlySpan<float>(a->Up + start, len), act);
     }
 
     /// <summary>Overwrites dgate and dup. silu'(g) = sigmoid(g) + silu(g) * (1 - sigmoid(g)).</summary>
-    public static void SwiGluBackward(Span<float> dgate, Span<float> dup, ReadOnlySpan<float> dact, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+    public static unsafe void SwiGluBackward(Span<float> dgate, Span<float> dup, ReadOnlySpan<float> dact, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
     {
-        // Vector passes over cache-sized chunks, with sigmoid and silu in stack scratch.
-        const int Chunk = 512;
-        Span<float> sg = stackalloc float[Chunk], silu = stackalloc float[Chunk];
-        for (int i = 0; i < dact.Length; i += Chunk)
+        int n = dact.Length;
+        if (dgate.Length != n || dup.Length != n || gate.Length != n || up.Length != n)
+            throw new ArgumentException($"SwiGLU spans differ in length: dact {n}, dgate {dgate.Length}, dup {dup.Length}, gate {gate.Length}, up {up.Length}");
+        fixed (float* da = dact) fixed (float* g = gate) fixed (float* u = up) fixed (float* dg = dgate) fixed (float* du = dup)
         {
-            int len = Math.Min(Chunk, dact.Length - i);
-            Span<float> s = sg[..len], a = silu[..len], dg = dgate.Slice(i, len), du = dup.Slice(i, len);
-            ReadOnlySpan<float> g = gate.Slice(i, len), da = dact.Slice(i, len);
+            var args = new SwiGluArgs { Act = da, Gate = g, Up = u, DGate = dg, DUp = du, Length = n };
+            WorkerPool.For((n + SwiGluItem - 1) / SwiGluItem, &SwiGluBackwardItem, &args);
+        }
+    }
+
+    private static unsafe void SwiGluBackwardItem(void* context, int item)
+    {
+        var args = (SwiGluArgs*)context;
+        int end = Math.Min(args->Length, (item + 1) * SwiGluItem);
+        // Vector passes over cache-sized chunks, with sigmoid and silu in stack scratch.
+        Span<float> sg = stackalloc float[SwiGluChunk], silu = stackalloc float[SwiGluChunk];
+        for (int i = item * SwiGluItem; i < end; i += SwiGluChunk)
+        {
+            int len = Math.Min(SwiGluChunk, end - i);
+            Span<float> s = sg[..len], a = silu[..len], dg = new(args->DGate + i, len), du = new(args->DUp + i, len);
+            ReadOnlySpan<float> g = new(args->Gate + i, len), da = new(args->Act + i, len);
             TensorPrimitives.Sigmoid(g, s);
             TensorPrimitives.Multiply(g, s, a);
             TensorPrimitives.Multiply(da, a, du);
@@ -271,7 +310,7 @@ internal static class Layers
             TensorPrimitives.Subtract(a, dg, dg);
             TensorPrimitives.Add(dg, s, dg);
             TensorPrimitives.Multiply(dg, da, dg);
-            TensorPrimitives.Multiply(dg, up.Slice(i, len), dg);
+            TensorPrimitives.Multiply(dg, new ReadOnlySpan<float>(args->Up + i, len), dg);
         }
     }
 
