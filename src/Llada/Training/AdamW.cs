@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace Llada.Training;
 
 /// <summary>AdamW hyper-parameters (the learning rate comes from a <see cref="LearningRateSchedule"/>).</summary>
@@ -60,15 +62,41 @@ public sealed class AdamW
         float c1 = (float)(1 / (1 - Math.Pow(Options.Beta1, Step))), c2 = (float)(1 / (1 - Math.Pow(Options.Beta2, Step)));
         float rate = (float)lr, decay = (float)(lr * Options.WeightDecay);
         foreach (var (offset, length, decays) in _ranges)
+            UpdateRange(parameters.Slice(offset, length), gradients.Slice(offset, length), _m.AsSpan(offset, length), _v.AsSpan(offset, length),
+                b1, b2, c1, c2, eps, rate, decays ? decay : 0f);
+    }
+
+    /// <summary>
+    /// The update of one tensor. The vector body evaluates exactly the scalar tail's expression (same operations,
+    /// same order, no fused multiply-add), so every element gets the same bits whichever path it falls in.
+    /// </summary>
+    private static void UpdateRange(Span<float> p, ReadOnlySpan<float> grad, Span<float> mom, Span<float> vel,
+        float b1, float b2, float c1, float c2, float eps, float rate, float wd)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
         {
-            float wd = decays ? decay : 0f;
-            for (int i = offset; i < offset + length; i++)
+            var vb1 = new Vector<float>(b1); var vb1c = new Vector<float>(1 - b1);
+            var vb2 = new Vector<float>(b2); var vb2c = new Vector<float>(1 - b2);
+            var vc1 = new Vector<float>(c1); var vc2 = new Vector<float>(c2);
+            var veps = new Vector<float>(eps); var vrate = new Vector<float>(rate); var vwd = new Vector<float>(wd);
+            for (; i <= p.Length - Vector<float>.Count; i += Vector<float>.Count)
             {
-                float g = gradients[i];
-                float m = _m[i] = b1 * _m[i] + (1 - b1) * g;
-                float v = _v[i] = b2 * _v[i] + (1 - b2) * g * g;
-                parameters[i] -= rate * (m * c1 / (MathF.Sqrt(v * c2) + eps)) + wd * parameters[i];
+                var g = new Vector<float>(grad[i..]);
+                var m = vb1 * new Vector<float>(mom[i..]) + vb1c * g;
+                var v = vb2 * new Vector<float>(vel[i..]) + vb2c * g * g;
+                var w = new Vector<float>(p[i..]);
+                m.CopyTo(mom[i..]);
+                v.CopyTo(vel[i..]);
+                (w - (vrate * (m * vc1 / (Vector.SquareRoot(v * vc2) + veps)) + vwd * w)).CopyTo(p[i..]);
             }
+        }
+        for (; i < p.Length; i++)
+        {
+            float g = grad[i];
+            float m = mom[i] = b1 * mom[i] + (1 - b1) * g;
+            float v = vel[i] = b2 * vel[i] + (1 - b2) * g * g;
+            p[i] -= rate * (m * c1 / (MathF.Sqrt(v * c2) + eps)) + wd * p[i];
         }
     }
 

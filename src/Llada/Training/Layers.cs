@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using Llada.Numerics;
 
 namespace Llada.Training;
@@ -58,13 +59,16 @@ internal static class Layers
             ReadOnlySpan<float> x = inp.Slice(r * d, d), dy = dout.Slice(r * d, d);
             Span<float> dx = dinp.Slice(r * d, d);
             float s = rstd[r];
+            // Each row's contribution is formed in scratch and added once, so accumulating onto existing
+            // values rounds exactly like accumulating onto zero and then adding them.
+            TensorPrimitives.Multiply(dy, x, g);
+            TensorPrimitives.Multiply(g, s, g);
+            TensorPrimitives.Add(dweight, g, dweight);
             TensorPrimitives.Multiply(dy, weight, g);
             float c = s * s * s * TensorPrimitives.Dot(g, x) / d;
-            for (int j = 0; j < d; j++)
-            {
-                dweight[j] += dy[j] * x[j] * s;
-                dx[j] += s * g[j] - c * x[j];
-            }
+            TensorPrimitives.Multiply(g, s, g);
+            TensorPrimitives.MultiplyAdd(x, -c, g, g);
+            TensorPrimitives.Add(dx, g, dx);
         }
     }
 
@@ -139,165 +143,227 @@ internal static class Layers
     // ---------------------------------------------------------------- attention (grouped-query, bidirectional or causal)
     // q [n, H*hd], k/v [n, Hkv*hd], out [n, H*hd], att [B, H, T, T] = softmax(q k^T / sqrt(hd)) with hidden keys at 0.
     // Query head h reads kv head h / (H / Hkv). Work items are (sequence, kv head) pairs, so every item owns the
-    // rows of dk/dv it writes and results do not depend on the thread count.
+    // rows of dk/dv it writes and results do not depend on the thread count. Each item does its products with
+    // Gemm.Sgemm on strided head views (no copies); inside a pool item those run on the item's thread.
 
-    public static void AttentionForward(float[] outp, float[] att, float[] q, float[] k, float[] v, bool[] keyMask, bool useKeyMask,
+    private struct AttentionArgs
+    {
+        public float[] Out, Att, Q, K, V, DOut, DK, DV, Scratch; // Out is the output forward, dq backward
+        public bool[] KeyMask;
+        public bool UseKeyMask, Causal;
+        public int SeqLen, Heads, KvHeads, HeadDim;
+    }
+
+    public static unsafe void AttentionForward(float[] outp, float[] att, float[] q, float[] k, float[] v, bool[] keyMask, bool useKeyMask,
         int batch, int seqLen, int heads, int kvHeads, int headDim, bool causal)
     {
-        Threads.For(batch * kvHeads, item =>
+        var args = new AttentionArgs
         {
-            int b = item / kvHeads, kvh = item % kvHeads, group = heads / kvHeads;
-            int qStride = heads * headDim, kvStride = kvHeads * headDim;
-            float scale = 1f / MathF.Sqrt(headDim);
-            for (int h = kvh * group; h < (kvh + 1) * group; h++)
-                for (int t = 0; t < seqLen; t++)
-                {
-                    ReadOnlySpan<float> qt = q.AsSpan((b * seqLen + t) * qStride + h * headDim, headDim);
-                    Span<float> p = att.AsSpan(((b * heads + h) * seqLen + t) * seqLen, seqLen);
-                    int end = causal ? t + 1 : seqLen;
-                    float max = float.NegativeInfinity;
+            Out = outp, Att = att, Q = q, K = k, V = v, DOut = [], DK = [], DV = [], Scratch = [], KeyMask = keyMask,
+            UseKeyMask = useKeyMask, Causal = causal, SeqLen = seqLen, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
+        };
+        WorkerPool.For(batch * kvHeads, &AttentionForwardItem, Unsafe.AsPointer(ref args));
+    }
+
+    private static unsafe void AttentionForwardItem(void* context, int item)
+    {
+        ref AttentionArgs a = ref Unsafe.AsRef<AttentionArgs>(context);
+        int T = a.SeqLen, hd = a.HeadDim, heads = a.Heads, kvHeads = a.KvHeads, group = heads / kvHeads;
+        int b = item / kvHeads, kvh = item % kvHeads;
+        int qStride = heads * hd, kvStride = kvHeads * hd;
+        int kOff = b * T * kvStride + kvh * hd;
+        float scale = 1f / MathF.Sqrt(hd);
+        for (int h = kvh * group; h < (kvh + 1) * group; h++)
+        {
+            int qOff = b * T * qStride + h * hd;
+            Span<float> scores = a.Att.AsSpan((b * heads + h) * T * T, T * T);
+            Gemm.Sgemm(false, true, T, T, hd, scale, a.Q.AsSpan(qOff), qStride, a.K.AsSpan(kOff), kvStride, 0f, scores, T);
+            for (int t = 0; t < T; t++)
+            {
+                Span<float> p = scores.Slice(t * T, T);
+                int end = a.Causal ? t + 1 : T;
+                Span<float> visible = p[..end];
+                if (a.UseKeyMask)
                     for (int s = 0; s < end; s++)
-                    {
-                        if (useKeyMask && !keyMask[b * seqLen + s]) continue;
-                        p[s] = scale * TensorPrimitives.Dot(qt, k.AsSpan((b * seqLen + s) * kvStride + kvh * headDim, headDim));
-                        max = MathF.Max(max, p[s]);
-                    }
-                    float sum = 0;
-                    for (int s = 0; s < seqLen; s++)
-                    {
-                        bool visible = s < end && (!useKeyMask || keyMask[b * seqLen + s]);
-                        p[s] = visible ? MathF.Exp(p[s] - max) : 0f;
-                        sum += p[s];
-                    }
-                    // A query with no visible key (a pad query in causal mode) outputs zeros.
-                    if (sum > 0) TensorPrimitives.Multiply(p, 1f / sum, p);
-                    Span<float> o = outp.AsSpan((b * seqLen + t) * qStride + h * headDim, headDim);
-                    o.Clear();
-                    for (int s = 0; s < end; s++)
-                        if (p[s] != 0)
-                            TensorPrimitives.MultiplyAdd(v.AsSpan((b * seqLen + s) * kvStride + kvh * headDim, headDim), p[s], o, o);
-                }
-        });
+                        if (!a.KeyMask[b * T + s]) visible[s] = float.NegativeInfinity;
+                p[end..].Clear();
+                float max = TensorPrimitives.Max(visible);
+                // A query with no visible key (a pad query in causal mode) outputs zeros.
+                if (float.IsNegativeInfinity(max)) { visible.Clear(); continue; }
+                TensorPrimitives.Subtract(visible, max, visible);
+                TensorPrimitives.Exp(visible, visible); // exp(-inf) = 0 for hidden keys
+                TensorPrimitives.Multiply(visible, 1f / TensorPrimitives.Sum(visible), visible);
+            }
+            Gemm.Sgemm(false, false, T, hd, T, 1f, scores, T, a.V.AsSpan(kOff), kvStride, 0f, a.Out.AsSpan(qOff), qStride);
+        }
     }
 
     /// <summary>
     /// Overwrites dq, dk, dv. With P the probabilities and dP = dO V^T: dS = P * (dP - rowsum(P * dP)),
-    /// dQ = dS K / sqrt(hd), dK = dS^T Q / sqrt(hd), dV = P^T dO. Keys with P = 0 contribute nothing and are skipped.
-    /// <paramref name="scratch"/> holds batch * kvHeads * seqLen floats.
+    /// dQ = dS K / sqrt(hd), dK = dS^T Q / sqrt(hd), dV = P^T dO. Hidden keys have P = 0, hence dS = 0.
+    /// <paramref name="scratch"/> holds batch * kvHeads * seqLen * seqLen floats.
     /// </summary>
-    public static void AttentionBackward(float[] dq, float[] dk, float[] dv, float[] dout, float[] att, float[] q, float[] k, float[] v,
+    public static unsafe void AttentionBackward(float[] dq, float[] dk, float[] dv, float[] dout, float[] att, float[] q, float[] k, float[] v,
         float[] scratch, int batch, int seqLen, int heads, int kvHeads, int headDim)
     {
-        Threads.For(batch * kvHeads, item =>
+        if (scratch.Length < (long)batch * kvHeads * seqLen * seqLen)
+            throw new ArgumentException($"attention scratch holds {scratch.Length} floats, expected {batch}x{kvHeads}x{seqLen}x{seqLen}", nameof(scratch));
+        var args = new AttentionArgs
         {
-            int b = item / kvHeads, kvh = item % kvHeads, group = heads / kvHeads;
-            int qStride = heads * headDim, kvStride = kvHeads * headDim;
-            float scale = 1f / MathF.Sqrt(headDim);
-            Span<float> dp = scratch.AsSpan(item * seqLen, seqLen);
-            for (int s = 0; s < seqLen; s++)
+            Out = dq, Att = att, Q = q, K = k, V = v, DOut = dout, DK = dk, DV = dv, Scratch = scratch, KeyMask = [],
+            SeqLen = seqLen, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
+        };
+        WorkerPool.For(batch * kvHeads, &AttentionBackwardItem, Unsafe.AsPointer(ref args));
+    }
+
+    private static unsafe void AttentionBackwardItem(void* context, int item)
+    {
+        ref AttentionArgs a = ref Unsafe.AsRef<AttentionArgs>(context);
+        int T = a.SeqLen, hd = a.HeadDim, heads = a.Heads, kvHeads = a.KvHeads, group = heads / kvHeads;
+        int b = item / kvHeads, kvh = item % kvHeads;
+        int qStride = heads * hd, kvStride = kvHeads * hd;
+        int kOff = b * T * kvStride + kvh * hd;
+        float scale = 1f / MathF.Sqrt(hd);
+        Span<float> ds = a.Scratch.AsSpan(item * T * T, T * T);
+        for (int h = kvh * group; h < (kvh + 1) * group; h++)
+        {
+            int qOff = b * T * qStride + h * hd;
+            float beta = h == kvh * group ? 0f : 1f; // the group's first head overwrites dk/dv, the others add
+            ReadOnlySpan<float> p = a.Att.AsSpan((b * heads + h) * T * T, T * T);
+            ReadOnlySpan<float> dO = a.DOut.AsSpan(qOff);
+            Gemm.Sgemm(true, false, T, hd, T, 1f, p, T, dO, qStride, beta, a.DV.AsSpan(kOff), kvStride);
+            Gemm.Sgemm(false, true, T, T, hd, 1f, dO, qStride, a.V.AsSpan(kOff), kvStride, 0f, ds, T);
+            for (int t = 0; t < T; t++)
             {
-                dk.AsSpan((b * seqLen + s) * kvStride + kvh * headDim, headDim).Clear();
-                dv.AsSpan((b * seqLen + s) * kvStride + kvh * headDim, headDim).Clear();
+                ReadOnlySpan<float> pt = p.Slice(t * T, T);
+                Span<float> row = ds.Slice(t * T, T);
+                float pdp = TensorPrimitives.Dot(pt, row);
+                TensorPrimitives.Subtract(row, pdp, row);
+                TensorPrimitives.Multiply(row, pt, row);
+                TensorPrimitives.Multiply(row, scale, row);
             }
-            for (int h = kvh * group; h < (kvh + 1) * group; h++)
-                for (int t = 0; t < seqLen; t++)
-                {
-                    int qOff = (b * seqLen + t) * qStride + h * headDim;
-                    ReadOnlySpan<float> p = att.AsSpan(((b * heads + h) * seqLen + t) * seqLen, seqLen);
-                    ReadOnlySpan<float> dot = dout.AsSpan(qOff, headDim), qt = q.AsSpan(qOff, headDim);
-                    float pdp = 0;
-                    for (int s = 0; s < seqLen; s++)
-                    {
-                        if (p[s] == 0) continue;
-                        int kvOff = (b * seqLen + s) * kvStride + kvh * headDim;
-                        dp[s] = TensorPrimitives.Dot(dot, v.AsSpan(kvOff, headDim));
-                        pdp += p[s] * dp[s];
-                        Span<float> dvs = dv.AsSpan(kvOff, headDim);
-                        TensorPrimitives.MultiplyAdd(dot, p[s], dvs, dvs);
-                    }
-                    Span<float> dqt = dq.AsSpan(qOff, headDim);
-                    dqt.Clear();
-                    for (int s = 0; s < seqLen; s++)
-                    {
-                        if (p[s] == 0) continue;
-                        int kvOff = (b * seqLen + s) * kvStride + kvh * headDim;
-                        float ds = p[s] * (dp[s] - pdp) * scale;
-                        TensorPrimitives.MultiplyAdd(k.AsSpan(kvOff, headDim), ds, dqt, dqt);
-                        Span<float> dks = dk.AsSpan(kvOff, headDim);
-                        TensorPrimitives.MultiplyAdd(qt, ds, dks, dks);
-                    }
-                }
-        });
+            Gemm.Sgemm(false, false, T, hd, T, 1f, ds, T, a.K.AsSpan(kOff), kvStride, 0f, a.Out.AsSpan(qOff), qStride);
+            Gemm.Sgemm(true, false, T, hd, T, 1f, ds, T, a.Q.AsSpan(qOff), qStride, beta, a.DK.AsSpan(kOff), kvStride);
+        }
     }
 
     // ---------------------------------------------------------------- SwiGLU: act = silu(gate) * up, silu(g) = g * sigmoid(g)
+    // Elementwise, so it is split into fixed chunks run on the pool: the same bits for any thread count.
 
-    public static void SwiGluForward(Span<float> act, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+    private const int SwiGluChunk = 512, SwiGluItem = 32 * SwiGluChunk;
+
+    private unsafe struct SwiGluArgs
     {
-        TensorPrimitives.Sigmoid(gate, act);
-        TensorPrimitives.Multiply(act, gate, act);
-        TensorPrimitives.Multiply(act, up, act);
+        public float* Act, Gate, Up, DGate, DUp;
+        public int Length;
     }
 
-    /// <summary>Overwrites dgate and dup. silu'(g) = sigmoid(g) * (1 + g * (1 - sigmoid(g))).</summary>
-    public static void SwiGluBackward(Span<float> dgate, Span<float> dup, ReadOnlySpan<float> dact, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+    public static unsafe void SwiGluForward(Span<float> act, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
     {
-        TensorPrimitives.Sigmoid(gate, dgate);
-        for (int i = 0; i < dact.Length; i++)
+        if (gate.Length != act.Length || up.Length != act.Length) throw new ArgumentException($"SwiGLU spans differ in length: act {act.Length}, gate {gate.Length}, up {up.Length}");
+        fixed (float* a = act) fixed (float* g = gate) fixed (float* u = up)
         {
-            float g = gate[i], sg = dgate[i];
-            dup[i] = dact[i] * g * sg;
-            dgate[i] = dact[i] * up[i] * sg * (1f + g * (1f - sg));
+            var args = new SwiGluArgs { Act = a, Gate = g, Up = u, Length = act.Length };
+            WorkerPool.For((act.Length + SwiGluItem - 1) / SwiGluItem, &SwiGluForwardItem, &args);
+        }
+    }
+
+    private static unsafe void SwiGluForwardItem(void* context, int item)
+    {
+        var a = (SwiGluArgs*)context;
+        int start = item * SwiGluItem, len = Math.Min(SwiGluItem, a->Length - start);
+        var act = new Span<float>(a->Act + start, len);
+        var gate = new ReadOnlySpan<float>(a->Gate + start, len);
+        TensorPrimitives.Sigmoid(gate, act);
+        TensorPrimitives.Multiply(act, gate, act);
+        TensorPrimitives.Multiply(act, new ReadOnlySpan<float>(a->Up + start, len), act);
+    }
+
+    /// <summary>Overwrites dgate and dup. silu'(g) = sigmoid(g) + silu(g) * (1 - sigmoid(g)).</summary>
+    public static unsafe void SwiGluBackward(Span<float> dgate, Span<float> dup, ReadOnlySpan<float> dact, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+    {
+        int n = dact.Length;
+        if (dgate.Length != n || dup.Length != n || gate.Length != n || up.Length != n)
+            throw new ArgumentException($"SwiGLU spans differ in length: dact {n}, dgate {dgate.Length}, dup {dup.Length}, gate {gate.Length}, up {up.Length}");
+        fixed (float* da = dact) fixed (float* g = gate) fixed (float* u = up) fixed (float* dg = dgate) fixed (float* du = dup)
+        {
+            var args = new SwiGluArgs { Act = da, Gate = g, Up = u, DGate = dg, DUp = du, Length = n };
+            WorkerPool.For((n + SwiGluItem - 1) / SwiGluItem, &SwiGluBackwardItem, &args);
+        }
+    }
+
+    private static unsafe void SwiGluBackwardItem(void* context, int item)
+    {
+        var args = (SwiGluArgs*)context;
+        int end = Math.Min(args->Length, (item + 1) * SwiGluItem);
+        // Vector passes over cache-sized chunks, with sigmoid and silu in stack scratch.
+        Span<float> sg = stackalloc float[SwiGluChunk], silu = stackalloc float[SwiGluChunk];
+        for (int i = item * SwiGluItem; i < end; i += SwiGluChunk)
+        {
+            int len = Math.Min(SwiGluChunk, end - i);
+            Span<float> s = sg[..len], a = silu[..len], dg = new(args->DGate + i, len), du = new(args->DUp + i, len);
+            ReadOnlySpan<float> g = new(args->Gate + i, len), da = new(args->Act + i, len);
+            TensorPrimitives.Sigmoid(g, s);
+            TensorPrimitives.Multiply(g, s, a);
+            TensorPrimitives.Multiply(da, a, du);
+            TensorPrimitives.Multiply(a, s, dg);
+            TensorPrimitives.Subtract(a, dg, dg);
+            TensorPrimitives.Add(dg, s, dg);
+            TensorPrimitives.Multiply(dg, da, dg);
+            TensorPrimitives.Multiply(dg, new ReadOnlySpan<float>(args->Up + i, len), dg);
         }
     }
 
     // ---------------------------------------------------------------- weighted cross-entropy over selected rows
     // loss = sum_j w_j * (logsumexp(z_j) - z_j[target_j]); dz_j = w_j * (softmax(z_j) - onehot(target_j)).
 
-    /// <summary>Per-row weighted negative log-likelihoods into rowLoss, log-sum-exps into lse; returns their sum (in double).</summary>
+    /// <summary>
+    /// Per-row weighted negative log-likelihoods into rowLoss, log-sum-exps into lse; returns their sum (in double).
+    /// Overwrites the logits with their softmax, which is what <see cref="CrossEntropyBackward"/> needs.
+    /// </summary>
     public static double CrossEntropyForward(float[] rowLoss, float[] lse, float[] logits, int[] targets, float[] weights, int m, int vocab)
     {
         Threads.For(m, j =>
         {
-            ReadOnlySpan<float> z = logits.AsSpan(j * vocab, vocab);
-            float max = TensorPrimitives.Max(z);
-            double sum = 0;
-            for (int c = 0; c < vocab; c++) sum += Math.Exp(z[c] - max);
-            lse[j] = max + (float)Math.Log(sum);
-            rowLoss[j] = weights[j] * (lse[j] - z[targets[j]]);
+            Span<float> z = logits.AsSpan(j * vocab, vocab);
+            float max = TensorPrimitives.Max(z), target = z[targets[j]];
+            TensorPrimitives.Subtract(z, max, z);
+            TensorPrimitives.Exp(z, z);
+            float sum = TensorPrimitives.Sum(z);
+            TensorPrimitives.Multiply(z, 1f / sum, z);
+            lse[j] = max + MathF.Log(sum);
+            rowLoss[j] = weights[j] * (lse[j] - target);
         });
         double total = 0;
         for (int j = 0; j < m; j++) total += rowLoss[j];
         return total;
     }
 
-    /// <summary>Overwrites the logits with their gradient.</summary>
-    public static void CrossEntropyBackward(float[] logits, float[] lse, int[] targets, float[] weights, int m, int vocab)
+    /// <summary>Overwrites the probabilities left by <see cref="CrossEntropyForward"/> with the logits' gradient.</summary>
+    public static void CrossEntropyBackward(float[] probs, int[] targets, float[] weights, int m, int vocab)
     {
         Threads.For(m, j =>
         {
-            Span<float> z = logits.AsSpan(j * vocab, vocab);
-            float w = weights[j], l = lse[j];
-            for (int c = 0; c < vocab; c++) z[c] = w * MathF.Exp(z[c] - l);
+            Span<float> z = probs.AsSpan(j * vocab, vocab);
+            float w = weights[j];
+            TensorPrimitives.Multiply(z, w, z);
             z[targets[j]] -= w;
         });
     }
 }
 
-/// <summary>Runs independent work items on up to <see cref="Parallelism.ThreadCount"/> threads.</summary>
-internal static class Threads
+/// <summary>
+/// Runs independent work items on the numerics <see cref="WorkerPool"/> (up to <see cref="Parallelism.ThreadCount"/>
+/// threads). Sharing the pool means a GEMM called inside an item runs on that item's thread instead of
+/// oversubscribing the cores.
+/// </summary>
+internal static unsafe class Threads
 {
-    private static ParallelOptions _options = new() { MaxDegreeOfParallelism = 1 };
-
     public static void For(int count, Action<int> body)
     {
-        int threads = Parallelism.ThreadCount;
-        if (threads <= 1 || count <= 1)
-        {
-            for (int i = 0; i < count; i++) body(i);
-            return;
-        }
-        if (_options.MaxDegreeOfParallelism != threads) _options = new ParallelOptions { MaxDegreeOfParallelism = threads };
-        Parallel.For(0, count, _options, body);
+        Action<int> local = body;
+        WorkerPool.For(count, &Invoke, Unsafe.AsPointer(ref local));
     }
+
+    private static void Invoke(void* context, int item) => Unsafe.AsRef<Action<int>>(context)(item);
 }

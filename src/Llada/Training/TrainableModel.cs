@@ -101,7 +101,7 @@ public sealed class TrainableModel : IMaskPredictor
         _dres = new float[n * _d]; _dln = new float[n * _d]; _dq = new float[n * _d]; _dk = new float[n * _kvd]; _dv = new float[n * _kvd];
         _dattOut = new float[n * _d]; _dact = new float[n * _ff]; _dgate = new float[n * _ff]; _dup = new float[n * _ff];
         _dxs = new float[n * _d]; _dlnF = new float[n * _d];
-        _attScratch = new float[maxBatch * _kvHeads * maxSeqLen]; _normScratch = new float[_d];
+        _attScratch = new float[maxBatch * _kvHeads * maxSeqLen * maxSeqLen]; _normScratch = new float[_d];
         _tokens = new int[n]; _positions = new int[n]; _targets = new int[n]; _weights = new float[n]; _keyMask = new bool[n];
         InitializeWeights(seed);
     }
@@ -220,7 +220,7 @@ public sealed class TrainableModel : IMaskPredictor
         ReadOnlySpan<float> W(int offset, int length) => w.AsSpan(offset, length);
 
         // LM head, gather and final norm.
-        Layers.CrossEntropyBackward(_logits, _lse, _targets, _weights, m, _vocab);
+        Layers.CrossEntropyBackward(_logits, _targets, _weights, m, _vocab);
         Layers.MatmulBackward(_dxs, G(_head, _vocab * d), _logits.AsSpan(0, m * _vocab), _xs, W(_head, _vocab * d), m, d, _vocab, false);
         Array.Clear(_dlnF, 0, n * d);
         for (int j = 0; j < m; j++)

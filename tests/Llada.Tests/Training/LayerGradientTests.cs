@@ -86,7 +86,7 @@ public class LayerGradientTests
         var att = new float[batch * heads * seqLen * seqLen];
         Layers.AttentionForward(outp, att, q, k, v, keyMask, padKeys, batch, seqLen, heads, kvHeads, hd, causal);
         float[] dq = new float[q.Length], dk = new float[k.Length], dv = new float[v.Length];
-        Layers.AttentionBackward(dq, dk, dv, g, att, q, k, v, new float[batch * kvHeads * seqLen], batch, seqLen, heads, kvHeads, hd);
+        Layers.AttentionBackward(dq, dk, dv, g, att, q, k, v, new float[batch * kvHeads * seqLen * seqLen], batch, seqLen, heads, kvHeads, hd);
 
         bool[]? mask = padKeys ? keyMask : null;
         double[] qd = Reference.ToDouble(q), kd = Reference.ToDouble(k), vd = Reference.ToDouble(v);
@@ -172,7 +172,7 @@ public class LayerGradientTests
         Layers.MatmulForward(logits, x, w, m, d, vocab);
         float[] lse = new float[m], rowLoss = new float[m];
         double loss = Layers.CrossEntropyForward(rowLoss, lse, logits, targets, weights, m, vocab);
-        Layers.CrossEntropyBackward(logits, lse, targets, weights, m, vocab);
+        Layers.CrossEntropyBackward(logits, targets, weights, m, vocab);
         float[] dx = new float[m * d], dw = new float[vocab * d];
         Layers.MatmulBackward(dx, dw, logits, x, w, m, d, vocab, false);
 
