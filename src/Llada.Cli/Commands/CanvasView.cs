@@ -11,6 +11,7 @@ namespace Llada.Cli.Commands;
 internal sealed class CanvasView(Tokenizer? tokenizer, int maskId)
 {
     private const string MaskGlyph = "░";
+    private const string EosGlyph = "·";
 
     /// <summary>Runs <paramref name="generate"/> (which reports steps on its own thread) while drawing the canvas.</summary>
     public T Run<T>(Func<IProgress<ReverseProcessStep>, T> generate)
@@ -42,9 +43,14 @@ internal sealed class CanvasView(Tokenizer? tokenizer, int maskId)
                 sb.Append("[grey]").Append(MaskGlyph).Append("[/]");
                 continue;
             }
-            string piece = tokenizer?.Decode([id]) ?? $"<{id}>";
-            if (tokenizer is not null && tokenizer.IsSpecial(id)) piece = $"⟨{tokenizer.IdToToken(id)}⟩";
-            string escaped = Markup.Escape(piece);
+            if (tokenizer is not null && tokenizer.IsSpecial(id))
+            {
+                // EOS padding fills most of an instruct model's canvas: show it as one dim glyph, end of turn as ⏎.
+                string glyph = id == tokenizer.EndOfTurnTokenId ? "⏎" : id == tokenizer.EosTokenId ? EosGlyph : $"⟨{tokenizer.IdToToken(id)}⟩";
+                sb.Append(fresh.Contains(i) ? "[bold yellow]" : "[grey]").Append(Markup.Escape(glyph)).Append("[/]");
+                continue;
+            }
+            string escaped = Markup.Escape(tokenizer?.Decode([id]) ?? $"<{id}>");
             sb.Append(fresh.Contains(i) ? $"[bold yellow]{escaped}[/]" : escaped);
         }
         return new Markup(sb.ToString());
