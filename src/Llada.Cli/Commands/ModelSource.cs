@@ -80,6 +80,30 @@ internal static class ModelSource
         return ids;
     }
 
+    /// <summary>
+    /// A directory written by `llada train --objective ar` holds a causal (autoregressive) baseline: the diffusion
+    /// sampler would run it bidirectionally and produce nonsense, so refuse it with a clear message. Only the
+    /// training state records the objective; a copy without training_state.json cannot be recognised.
+    /// </summary>
+    private static void RejectAutoregressiveRun(string dir)
+    {
+        string state = Path.Combine(dir, "training_state.json");
+        if (!File.Exists(state)) return;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(state));
+            if (doc.RootElement.TryGetProperty("config", out var config) &&
+                config.TryGetProperty("objective", out var objective) && objective.GetString() == "ar")
+                throw new NotSupportedException(
+                    $"'{dir}' is an autoregressive baseline (trained with --objective ar); the diffusion commands would run it " +
+                    "without its causal mask. Sampling and scoring AR checkpoints is not implemented yet.");
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // A damaged training state is the training command's concern, not inference's.
+        }
+    }
+
     /// <summary>A loaded model with its tokenizer (null when the directory has none).</summary>
     public sealed class Loaded(string directory, MaskPredictor predictor, Tokenizer? tokenizer) : IDisposable
     {
@@ -104,6 +128,7 @@ internal static class ModelSource
     public static Loaded Load(string? model)
     {
         string dir = Resolve(model);
+        RejectAutoregressiveRun(dir);
         var predictor = MaskPredictor.Load(dir);
         try
         {

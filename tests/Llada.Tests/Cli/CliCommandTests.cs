@@ -103,4 +103,23 @@ public sealed class CliCommandTests(CliTestHost host) : IClassFixture<CliTestHos
         Assert.Equal(1, exit);
         Assert.Contains("--prompt-ids", stderr);
     }
+
+    [Fact]
+    public async Task An_autoregressive_baseline_run_is_refused_by_the_diffusion_sampler()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "llada-ar-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            Directory.CreateDirectory(dir);
+            foreach (var f in Directory.GetFiles(host.ModelDir)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+            File.WriteAllText(Path.Combine(dir, "training_state.json"), "{\"config\":{\"objective\":\"ar\"}}");
+            var (exit, _, stderr) = await CliTestHost.Run("generate", "--model", dir, "--prompt-ids", "1,2", "--gen-length", "4");
+            Assert.Equal(1, exit);
+            Assert.Contains("autoregressive baseline", stderr);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
