@@ -101,10 +101,11 @@ public static class TaskFile
         {
             throw new TaskFormatException(path, line, $"not valid JSON ({e.Message.Split(" Path:")[0].TrimEnd('.')})");
         }
-        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        var kind = doc.RootElement.ValueKind;
+        if (kind != JsonValueKind.Object)
         {
             doc.Dispose();
-            throw new TaskFormatException(path, line, $"expected a JSON object, found {doc.RootElement.ValueKind.ToString().ToLowerInvariant()}");
+            throw new TaskFormatException(path, line, $"expected a JSON object, found {kind.ToString().ToLowerInvariant()}");
         }
         return doc;
     }
@@ -170,7 +171,7 @@ public static class TaskFile
             if (root.TryGetProperty(HeaderKey, out _))
                 throw new TaskFormatException(path, line, "a header line may only be the first line of the file");
             EvalTaskType type = OptionalString(path, line, root, "type") is { } t ? ParseType(path, line, t)
-                : seen ?? Infer(path, line, root);
+                : header?.Type ?? Infer(path, line, root);
             if (seen is { } s && s != type)
                 throw new TaskFormatException(path, line,
                     $"this is a {EvalTask.TypeName(type)} item but the task is {EvalTask.TypeName(s)} (from line {seenLine}); a file holds one task type");
