@@ -176,18 +176,27 @@ internal static class EvalCommand
                 var since = Stopwatch.StartNew();
                 result = run(new Callback(p =>
                 {
+                    string running = Running(p);
                     if (since.Elapsed < TimeSpan.FromSeconds(5) || p.Done == p.Total) return;
                     since.Restart();
-                    error.WriteLine($"{title}: {p.Done}/{p.Total} {Running(p)}");
+                    error.WriteLine($"{title}: {p.Done}/{p.Total} {running}");
                 }));
             }
             error.WriteLine(Summary(result));
             return result;
         }
 
-        private static string Running(EvalProgress p) => p.Correct is { } c
-            ? string.Create(CultureInfo.InvariantCulture, $"accuracy {(double)c / p.Done:0.000}")
-            : "";
+        private double _nll;
+        private long _tokens;
+
+        private string Running(EvalProgress p)
+        {
+            if (p.Correct is { } c) return string.Create(CultureInfo.InvariantCulture, $"accuracy {(double)c / p.Done:0.000}");
+            if (p.Done == 1) (_nll, _tokens) = (0, 0);
+            _nll += p.Last?.Nll ?? 0;
+            _tokens += p.Last?.Tokens ?? 0;
+            return _tokens == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"{_nll / _tokens:0.000} nats/token");
+        }
 
         private static string Summary(TaskResult r)
         {

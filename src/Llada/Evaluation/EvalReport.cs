@@ -150,8 +150,13 @@ public sealed class EvalReport
         }
         sb.AppendLine().AppendLine("Settings:").AppendLine();
         foreach (var (key, value) in Settings)
-            sb.Append("- ").Append(key).Append(": ").AppendLine(value is IEnumerable<string> list ? string.Join(", ", list)
-                : Convert.ToString(value, CultureInfo.InvariantCulture) ?? "null");
+            sb.Append("- ").Append(key).Append(": ").AppendLine(value switch
+            {
+                null => "-",
+                bool b => b ? "true" : "false",
+                IEnumerable<string> list => string.Join(", ", list),
+                _ => Convert.ToString(value, CultureInfo.InvariantCulture),
+            });
         return sb.ToString();
     }
 
