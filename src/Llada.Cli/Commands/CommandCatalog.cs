@@ -11,6 +11,7 @@ internal static class CommandCatalog
         yield return ChatCommand.Create();
         yield return ServeCommand.Create();
         yield return ScoreCommand.Create();
+        yield return EvalCommand.Create();
         yield return InfoCommand.Create();
         yield return TokenizeCommands.Tokenize();
         yield return TokenizeCommands.Detokenize();
