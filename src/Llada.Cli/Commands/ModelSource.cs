@@ -87,21 +87,19 @@ internal static class ModelSource
     /// </summary>
     private static void RejectAutoregressiveRun(string dir)
     {
-        string state = Path.Combine(dir, "training_state.json");
-        if (!File.Exists(state)) return;
+        Llada.Evaluation.ModelKind kind;
         try
         {
-            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(state));
-            if (doc.RootElement.TryGetProperty("config", out var config) &&
-                config.TryGetProperty("objective", out var objective) && objective.GetString() == "ar")
-                throw new NotSupportedException(
-                    $"'{dir}' is an autoregressive baseline (trained with --objective ar); the diffusion commands would run it " +
-                    "without its causal mask. Sampling and scoring AR checkpoints is not implemented yet.");
+            kind = Llada.Evaluation.EvaluatedModel.DetectKind(dir);
         }
-        catch (System.Text.Json.JsonException)
+        catch (InvalidDataException)
         {
-            // A damaged training state is the training command's concern, not inference's.
+            return; // a damaged training state is the training command's concern, not inference's
         }
+        if (kind == Llada.Evaluation.ModelKind.Autoregressive)
+            throw new NotSupportedException(
+                $"'{dir}' is an autoregressive baseline (trained with --objective ar); the diffusion commands would run it " +
+                "without its causal mask. Use `llada eval` for AR checkpoints; sampling them with generate/score is not implemented yet.");
     }
 
     /// <summary>A loaded model with its tokenizer (null when the directory has none).</summary>
