@@ -114,7 +114,7 @@ public sealed record GenerationOptions
         if (Factor is { } f && !(f > 0 && double.IsFinite(f))) Fail($"factor must be positive and finite (got {f})");
         if (!Enum.IsDefined(Cache)) Fail($"unknown cache mode {(int)Cache}");
         if (Cache != KvCacheMode.None && predictor is not IKvCachePredictor)
-            Fail($"cache {Cache.ToString().ToLowerInvariant()} needs a predictor with a KV cache; {predictor.GetType().Name} has none (use cache none)");
+            Fail($"cache {KvCacheModeNames.Name(Cache)} needs a predictor with a KV cache; {predictor.GetType().Name} has none (use cache none)");
         if (!scheduled && Remasking != Remasking.LowConfidence)
             Fail("threshold and factor compare model confidences; they need low_confidence remasking");
         CheckId("eos_token_id", EosTokenId, predictor);

@@ -22,6 +22,33 @@ public enum KvCacheMode
     Dual,
 }
 
+/// <summary>The names of <see cref="KvCacheMode"/> on command lines and in requests: none, prefix, dual.</summary>
+public static class KvCacheModeNames
+{
+    /// <summary>Parses none (or off), prefix or dual; <paramref name="setting"/> names the setting in the error.</summary>
+    public static KvCacheMode Parse(string? name, string setting = "cache") =>
+        TryParse(name, out var mode) ? mode : throw new ArgumentException(UnknownMessage(name, setting));
+
+    /// <summary>Parses none (or off, or null), prefix or dual.</summary>
+    public static bool TryParse(string? name, out KvCacheMode mode)
+    {
+        (bool known, mode) = name?.ToLowerInvariant() switch
+        {
+            null or "none" or "off" => (true, KvCacheMode.None),
+            "prefix" => (true, KvCacheMode.Prefix),
+            "dual" => (true, KvCacheMode.Dual),
+            _ => (false, KvCacheMode.None),
+        };
+        return known;
+    }
+
+    /// <summary>The error text for an unknown name.</summary>
+    public static string UnknownMessage(string? name, string setting) => $"{setting} '{name}' is unknown; use none, prefix or dual";
+
+    /// <summary>The lower-case name of <paramref name="mode"/>.</summary>
+    public static string Name(KvCacheMode mode) => mode.ToString().ToLowerInvariant();
+}
+
 /// <summary>
 /// The cache policy of the reverse process: decides, step by step, whether the predictor runs the whole canvas
 /// (filling the cache) or only a window of it from the cache, and counts both kinds of pass.
