@@ -63,12 +63,13 @@ internal static class GenerateCommand
                     text = answerText,
                     elapsed_ms = Math.Round(watch.Elapsed.TotalMilliseconds, 1),
                     forward_passes = result.ForwardPasses,
+                    window_passes = result.WindowPasses,
                 }));
             }
             else
             {
                 ctx.Output.WriteLine(answerText ?? string.Join(",", answer));
-                ctx.Error.WriteLine($"[{answer.Length} tokens, {result.Steps} steps, {result.ForwardPasses} forward passes, {watch.Elapsed.TotalSeconds:0.00} s]");
+                ctx.Error.WriteLine($"[{answer.Length} tokens, {result.Steps} steps, {result.ForwardPasses} forward passes{(result.WindowPasses > 0 ? $" ({result.WindowPasses} cached-window)" : "")}, {watch.Elapsed.TotalSeconds:0.00} s]");
             }
             return Task.FromResult(0);
         });
