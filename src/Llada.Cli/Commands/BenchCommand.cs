@@ -18,7 +18,7 @@ internal static class BenchCommand
         {
             Description = "Benchmark a random model of this shape instead of files: d_model,n_layers,n_heads,mlp,vocab (e.g. 1024,8,16,2816,32000).",
         };
-        var dtype = new Option<string>("--dtype") { Description = "Weight dtype of a --synthetic model: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
+        var dtype = new Option<string>("--dtype") { Description = "Weight dtype of a --synthetic model: f32, bf16, f16 or q8.", DefaultValueFactory = _ => "f32" };
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sequence.", DefaultValueFactory = _ => 256 };
         var batch = new Option<int>("--batch") { Description = "Sequences per forward pass.", DefaultValueFactory = _ => 1 };
         var repeat = new Option<int>("--repeat") { Description = "Timed repetitions (after one warm-up).", DefaultValueFactory = _ => 5 };
@@ -105,7 +105,7 @@ internal static class BenchCommand
                         batch = b,
                         repeat = r,
                         threads = Parallelism.ThreadCount,
-                        dtype = predictor.Checkpoint.DType?.ToString(),
+                        dtype = predictor.Checkpoint.Describe().DTypeSummary,
                         parameters = predictor.Checkpoint.ParameterCount,
                     }));
                 else
@@ -177,7 +177,7 @@ internal static class BenchCommand
         return c.NLayers * perLayer + 2.0 * logitRows * d * c.EmbeddingSize;
     }
 
-    private static LladaConfig ParseShape(string shape, int maxSeq)
+    internal static LladaConfig ParseShape(string shape, int maxSeq)
     {
         var parts = shape.Split(',', StringSplitOptions.TrimEntries);
         if (parts.Length != 5 || parts.Any(p => !int.TryParse(p, out int v) || v < 1))
@@ -192,7 +192,8 @@ internal static class BenchCommand
         "f32" or "float32" => DType.F32,
         "bf16" or "bfloat16" => DType.BF16,
         "f16" or "float16" => DType.F16,
-        _ => throw new ArgumentException($"dtype '{name}' is unknown; use f32, bf16 or f16"),
+        "q8" or "q8_0" => DType.Q8_0,
+        _ => throw new ArgumentException($"dtype '{name}' is unknown; use f32, bf16, f16 or q8"),
     };
 
     private static double[] TimeRuns(Action run, int repeat)

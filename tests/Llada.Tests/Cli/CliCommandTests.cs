@@ -137,7 +137,7 @@ public sealed class CliCommandTests(CliTestHost host) : IClassFixture<CliTestHos
             Directory.CreateDirectory(dir);
             foreach (var f in Directory.GetFiles(host.ModelDir)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
             File.WriteAllText(Path.Combine(dir, "training_state.json"), "{\"config\":{\"objective\":\"ar\"}}");
-            var (exit, _, stderr) = await CliTestHost.Run("generate", "--model", dir, "--prompt-ids", "1,2", "--gen-length", "4");
+            var (exit, _, stderr) = await CliTestHost.Run("chat", "--model", dir);
             Assert.Equal(1, exit);
             Assert.Contains("autoregressive baseline", stderr);
         }
