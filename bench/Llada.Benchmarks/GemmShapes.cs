@@ -37,4 +37,17 @@ internal static class GemmShapes
         ("batch 128x4096x4096", 128, 4096, 4096),
         ("lm head 32x126464x4096", 32, 126464, 4096),
     ];
+
+    /// <summary>The mid model's products with 256 tokens (a full canvas) and 32 tokens (a block), for Q8_0 vs float32.</summary>
+    public static readonly (string Name, int M, int N, int K)[] Q8 =
+    [
+        ("q/k/v/o 256x1024x1024", 256, 1024, 1024),
+        ("gate/up 256x2816x1024", 256, 2816, 1024),
+        ("down 256x1024x2816", 256, 1024, 2816),
+        ("lm head 256x32000x1024", 256, 32000, 1024),
+        ("q/k/v/o 32x1024x1024", 32, 1024, 1024),
+        ("gate/up 32x2816x1024", 32, 2816, 1024),
+        ("down 32x1024x2816", 32, 1024, 2816),
+        ("lm head 32x32000x1024", 32, 32000, 1024),
+    ];
 }

@@ -7,7 +7,10 @@ namespace Llada.Benchmarks;
 /// <summary>
 /// Quick console report: GFLOP/s of each product variant per shape (best of a few timed repetitions after a
 /// warm-up), with OpenBLAS alongside when the library is installed. Run:
-/// dotnet run -c Release --project bench/Llada.Benchmarks -- gflops [--threads N] [--small | --mid]
+/// dotnet run -c Release --project bench/Llada.Benchmarks -- gflops [--threads N] [--small | --mid | --q8 [--rounds R]]
+/// With --q8: the Q8_0 integer product next to the float32 one on <see cref="GemmShapes.Q8"/>, timed in R
+/// interleaved rounds (f32, q8, f32, q8, ...) and reported as medians of the per-round bests, so that load from
+/// other processes hits both alike.
 /// </summary>
 internal static unsafe class GflopsReport
 {
@@ -21,6 +24,12 @@ internal static unsafe class GflopsReport
         bool small = args.Contains("--small"), mid = args.Contains("--mid");
         int smallM = Array.IndexOf(args, "--smallm");
         if (smallM >= 0) GemmEngine.SmallM = int.Parse(args[smallM + 1]);
+        if (args.Contains("--q8"))
+        {
+            int rounds = Array.IndexOf(args, "--rounds");
+            RunQ8(threads, rounds >= 0 ? int.Parse(args[rounds + 1]) : 5);
+            return;
+        }
         Console.WriteLine($"threads={threads} kernel={GemmEngine.Kind} openblas={(OpenBlas.Available ? "yes" : "not installed")}");
         Console.WriteLine($"{"shape",-28} {"MT f32",9} {"MT bf16",9} {"Sgemm NT",9} {"Sgemm NN",9} {"Sgemm TN",9} {"OpenBLAS NT",11}   (GFLOP/s)");
         foreach (var (name, m, n, k) in small ? GemmShapes.Small : mid ? GemmShapes.Mid : [.. GemmShapes.Mid, .. GemmShapes.All])
@@ -52,6 +61,41 @@ internal static unsafe class GflopsReport
         NativeMemory.AlignedFree(w);
         NativeMemory.AlignedFree(y);
         NativeMemory.AlignedFree(wb);
+    }
+
+    private static void RunQ8(int threads, int rounds)
+    {
+        Console.WriteLine($"threads={threads} q8 vector={QuantizedGemm.UseVector} rounds={rounds} (median of per-round best; GFLOP/s = 2mnk / time)");
+        Console.WriteLine($"{"shape",-28} {"MT f32",9} {"MT q8",9} {"q8/f32",7} {"f32 ms",8} {"q8 ms",8}");
+        foreach (var (name, m, n, k) in GemmShapes.Q8)
+        {
+            float* x = GemmBenchmarks.Filled((long)m * k);
+            float* w = GemmBenchmarks.Filled((long)n * k);
+            float* y = (float*)NativeMemory.AlignedAlloc((nuint)((long)m * n * 4), 64);
+            var quants = (sbyte*)NativeMemory.AlignedAlloc((nuint)((long)n * k), 64);
+            var scales = (Half*)NativeMemory.AlignedAlloc((nuint)((long)n * k / Q8Blocks.BlockSize * 2), 64);
+            Q8Blocks.Quantize(new ReadOnlySpan<float>(w, n * k), new Span<sbyte>(quants, n * k), new Span<Half>(scales, n * k / Q8Blocks.BlockSize));
+            var xs = new ReadOnlySpanFactory(x, (long)m * k);
+            var wf32 = new WeightMatrix(w, n, k, DType.F32);
+            var wq8 = WeightMatrix.Q8(quants, scales, n, k);
+            double flops = 2.0 * m * n * k;
+            var f32 = new double[rounds];
+            var q8 = new double[rounds];
+            for (int r = 0; r < rounds; r++)
+            {
+                f32[r] = Measure(flops, () => Gemm.MultiplyTransposed(xs.Span, m, wf32, new Span<float>(y, m * n)));
+                q8[r] = Measure(flops, () => Gemm.MultiplyTransposed(xs.Span, m, wq8, new Span<float>(y, m * n)));
+            }
+            Array.Sort(f32);
+            Array.Sort(q8);
+            double mf = f32[rounds / 2], mq = q8[rounds / 2];
+            Console.WriteLine($"{name,-28} {mf,9:F1} {mq,9:F1} {mq / mf,7:F2} {flops / mf / 1e6,8:F2} {flops / mq / 1e6,8:F2}");
+            NativeMemory.AlignedFree(x);
+            NativeMemory.AlignedFree(w);
+            NativeMemory.AlignedFree(y);
+            NativeMemory.AlignedFree(quants);
+            NativeMemory.AlignedFree(scales);
+        }
     }
 
     private static bool _cpuTime;
