@@ -6,16 +6,19 @@ namespace Llada.Numerics;
 /// <summary>
 /// Y[m, n] = X[m, k] * W[n, k]^T for a <see cref="DType.Q8_0"/> weight matrix W, in integer arithmetic.
 /// <para>
-/// Each row of X is quantised on the fly to the same 32-wide blocks (int16-held quants in [-127, 127], a float32
-/// scale max|x| / 127 per block), so every block contributes one exact integer dot product s = Σ qx·qw (at most
-/// 32·127² = 516 128, exact in float32) and y = Σ_blocks s · (dw · dx), accumulated with one fused multiply-add per
-/// block in block order. The vector path and the scalar path perform exactly these float operations, so they agree
-/// bit for bit.
+/// Each row of X is quantised on the fly to the same 32-wide blocks (int8 quants in [-127, 127], a float32 scale
+/// max|x| / 127 per block), so every block contributes one exact integer dot product s = Σ qx·qw (at most
+/// 32·127·128 = 520 192, exact in float32) and y = Σ_blocks s · (dw · dx), accumulated with one fused multiply-add
+/// per block in block order. The vector path and the scalar path perform exactly these float operations, so they
+/// agree bit for bit.
 /// </para>
 /// <para>
-/// Vector path (AVX-512BW): W is widened, 32 output columns at a time, into a panel of int16 pairs
-/// [k/2][32 columns][2] so that vpmaddwd (<see cref="Avx512BW.MultiplyAddAdjacent(Vector512{short}, Vector512{short})"/>)
-/// of a broadcast activation pair against one panel row yields two products for each of 16 columns. A 4-row x
+/// Vector path (AVX-512BW, no VNNI in .NET 10): W stays int8. 32 output columns at a time are interleaved into a
+/// panel [k/4][32 columns][4] (the same bytes, gathered; no widening), so one 64-byte load holds 4 consecutive
+/// weights of 16 columns. vpmaddubsw (<see cref="Avx512BW.MultiplyAddAdjacent(Vector512{byte}, Vector512{sbyte})"/>)
+/// multiplies unsigned by signed bytes, so the weight side is |w| and the weight's sign moves onto the broadcast
+/// activation (a byte blend of qx and -qx on the sign bits of w); pair sums are at most 2·128·127 &lt; 2^15, so
+/// nothing saturates, even for a stored -128. vpmaddwd against ones widens the pairs to int32. A 4-row x
 /// 32-column tile keeps 8 int32 block accumulators and 8 float32 accumulators in registers. Work is split over
 /// panels, so results do not depend on the thread count.
 /// </para>
@@ -33,7 +36,7 @@ internal static unsafe class QuantizedGemm
     {
         public int M, N, K, Blocks;
         public float* X, Y, XScales;
-        public short* XQuants;
+        public sbyte* XQuants;
         public sbyte* W;
         public Half* WScales;
         public bool Accumulate, Vector;
@@ -56,7 +59,7 @@ internal static unsafe class QuantizedGemm
             Accumulate = accumulate, Vector = UseVector,
         };
         // The quantised activations are the calling thread's; workers read them while it waits in For.
-        pr.XQuants = (short*)ScratchBuffers.Get(8, ((long)m * k + 1) / 2);
+        pr.XQuants = (sbyte*)ScratchBuffers.Get(8, ((long)m * k + 3) / 4);
         pr.XScales = ScratchBuffers.Get(9, (long)m * pr.Blocks);
         WorkerPool.For(m, &QuantizeRowItem, &pr);
         WorkerPool.For((n + PanelCols - 1) / PanelCols, &PanelItem, &pr);
@@ -69,28 +72,27 @@ internal static unsafe class QuantizedGemm
     }
 
     /// <summary>
-    /// Quantises k floats (a multiple of 32) into int16-held quants round(x · 127 / max) (ties to even) and one
-    /// float32 scale max / 127 per block; max = the block's largest |x|, 0 gives scale 0 and zero quants.
+    /// Quantises k floats (a multiple of 32) into int8 quants round(x · 127 / max) (ties to even) and one float32
+    /// scale max / 127 per block; max = the block's largest |x|, 0 gives scale 0 and zero quants.
     /// </summary>
-    internal static void QuantizeActivations(float* x, int k, short* quants, float* scales, bool vector)
+    internal static void QuantizeActivations(float* x, int k, sbyte* quants, float* scales, bool vector)
     {
         for (int b = 0; b < k / B; b++)
         {
             float* xb = x + b * B;
-            short* qb = quants + b * B;
+            sbyte* qb = quants + b * B;
             if (vector)
             {
                 var v0 = Vector512.Load(xb);
                 var v1 = Vector512.Load(xb + 16);
-                var m = Vector512.Max(Vector512.Abs(v0), Vector512.Abs(v1));
-                var m8 = Vector256.Max(m.GetLower(), m.GetUpper());
-                var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
-                float max = MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
+                float max = Vector512.MaxNative(Vector512.Abs(v0), Vector512.Abs(v1)) is var m ? MaxAcross(m) : 0;
                 float inverse = max == 0 ? 0 : 127f / max;
                 scales[b] = max / 127f;
                 var s = Vector512.Create(inverse);
-                Avx512F.ConvertToVector256Int16(Avx512F.ConvertToVector512Int32(v0 * s)).Store(qb);
-                Avx512F.ConvertToVector256Int16(Avx512F.ConvertToVector512Int32(v1 * s)).Store(qb + 16);
+                // vcvtps2dq rounds to nearest even (the default MXCSR mode); vpmovdb narrows the in-range values.
+                var q0 = Avx512F.ConvertToVector128SByte(Avx512F.ConvertToVector512Int32(v0 * s));
+                var q1 = Avx512F.ConvertToVector128SByte(Avx512F.ConvertToVector512Int32(v1 * s));
+                Vector256.Create(q0, q1).Store(qb);
             }
             else
             {
@@ -98,9 +100,17 @@ internal static unsafe class QuantizedGemm
                 for (int p = 0; p < B; p++) max = MathF.Max(max, MathF.Abs(xb[p]));
                 float inverse = max == 0 ? 0 : 127f / max;
                 scales[b] = max / 127f;
-                for (int p = 0; p < B; p++) qb[p] = (short)MathF.Round(xb[p] * inverse, MidpointRounding.ToEven);
+                for (int p = 0; p < B; p++) qb[p] = (sbyte)MathF.Round(xb[p] * inverse, MidpointRounding.ToEven);
             }
         }
+    }
+
+    /// <summary>The largest of 16 non-negative, non-NaN floats.</summary>
+    private static float MaxAcross(Vector512<float> v)
+    {
+        var m8 = Vector256.Max(v.GetLower(), v.GetUpper());
+        var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
+        return MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
     }
 
     private static void PanelItem(void* context, int item)
@@ -108,14 +118,14 @@ internal static unsafe class QuantizedGemm
         ref Problem pr = ref *(Problem*)context;
         int j0 = item * PanelCols, cols = Math.Min(PanelCols, pr.N - j0), k = pr.K;
         float* tile = stackalloc float[TileRows * PanelCols];
-        short** xq = stackalloc short*[TileRows];
+        sbyte** xq = stackalloc sbyte*[TileRows];
         float** xs = stackalloc float*[TileRows];
-        int* panel = null;
+        sbyte* panel = null;
         float* panelScales = null;
         if (pr.Vector)
         {
-            panel = (int*)ScratchBuffers.Get(5, (long)k / 2 * PanelCols + (long)pr.Blocks * PanelCols);
-            panelScales = (float*)(panel + (long)k / 2 * PanelCols);
+            panel = (sbyte*)ScratchBuffers.Get(5, (long)k * PanelCols / 4 + (long)pr.Blocks * PanelCols);
+            panelScales = (float*)(panel + (long)k * PanelCols);
             Pack(ref pr, j0, cols, panel, panelScales);
         }
         for (int i = 0; i < pr.M; i += TileRows)
@@ -140,64 +150,85 @@ internal static unsafe class QuantizedGemm
     }
 
     /// <summary>
-    /// Widens W rows [j0, j0 + cols) to int16 pairs: panel[(p * 32 + c)] = (w[j0+c, 2p], w[j0+c, 2p+1]) as one int32,
-    /// and their block scales to float32 scales[b * 32 + c]; missing columns are zero.
+    /// Interleaves W rows [j0, j0 + cols) into panel[(g * 32 + c) * 4 + t] = w[j0 + c, 4g + t] and their block scales
+    /// into float32 scales[b * 32 + c]. Columns past the matrix repeat its last row; their results are never stored.
     /// </summary>
-    private static void Pack(ref Problem pr, int j0, int cols, int* panel, float* scales)
+    private static void Pack(ref Problem pr, int j0, int cols, sbyte* panel, float* scales)
     {
-        int pairs = pr.K / 2;
-        int* pairsOut = stackalloc int[16];
+        int k = pr.K, blocks = pr.Blocks;
+        sbyte** rows = stackalloc sbyte*[PanelCols];
+        for (int c = 0; c < PanelCols; c++) rows[c] = pr.W + (long)(j0 + Math.Min(c, cols - 1)) * k;
+        for (int half = 0; half < 2; half++)
+            for (int b = 0; b < blocks; b++)
+                TransposeBlock(rows + half * 16, b * B, (int*)panel + b * 8 * PanelCols + half * 16);
         for (int c = 0; c < PanelCols; c++)
         {
-            if (c >= cols)
-            {
-                for (int p = 0; p < pairs; p++) panel[p * PanelCols + c] = 0;
-                for (int b = 0; b < pr.Blocks; b++) scales[b * PanelCols + c] = 0;
-                continue;
-            }
-            sbyte* row = pr.W + (long)(j0 + c) * pr.K;
-            Half* rowScales = pr.WScales + (long)(j0 + c) * pr.Blocks;
-            for (int b = 0; b < pr.Blocks; b++)
-            {
-                scales[b * PanelCols + c] = (float)rowScales[b];
-                // Sign-extend 32 int8 to int16; adjacent int16 pairs are then the int32 lanes vpmaddwd consumes.
-                Avx512BW.ConvertToVector512Int16(Vector256.Load(row + b * B)).AsInt32().Store(pairsOut);
-                int* dst = panel + (long)b * 16 * PanelCols + c;
-                for (int t = 0; t < 16; t++) dst[t * PanelCols] = pairsOut[t];
-            }
+            Half* rowScales = pr.WScales + (long)(j0 + Math.Min(c, cols - 1)) * blocks;
+            for (int b = 0; b < blocks; b++) scales[b * PanelCols + c] = (float)rowScales[b];
         }
     }
 
+    /// <summary>
+    /// One block of 16 rows as a 16 x 8 matrix of 4-byte groups, transposed: dst[g * 32 + c] = group g of row c.
+    /// Each 512-bit register holds rows c and c + 8, so one 8 x 8 transpose (unpack 32, unpack 64, 128-bit
+    /// permute) runs in both 256-bit halves at once and leaves columns 0..15 of a group in order.
+    /// </summary>
+    private static void TransposeBlock(sbyte** rows, int offset, int* dst)
+    {
+        Vector512<int> Row(int c) => Vector512.Create(Vector256.Load(rows[c] + offset), Vector256.Load(rows[c + 8] + offset)).AsInt32();
+        Vector512<int> r0 = Row(0), r1 = Row(1), r2 = Row(2), r3 = Row(3), r4 = Row(4), r5 = Row(5), r6 = Row(6), r7 = Row(7);
+        Vector512<long> t0 = Avx512F.UnpackLow(r0, r1).AsInt64(), t1 = Avx512F.UnpackHigh(r0, r1).AsInt64();
+        Vector512<long> t2 = Avx512F.UnpackLow(r2, r3).AsInt64(), t3 = Avx512F.UnpackHigh(r2, r3).AsInt64();
+        Vector512<long> t4 = Avx512F.UnpackLow(r4, r5).AsInt64(), t5 = Avx512F.UnpackHigh(r4, r5).AsInt64();
+        Vector512<long> t6 = Avx512F.UnpackLow(r6, r7).AsInt64(), t7 = Avx512F.UnpackHigh(r6, r7).AsInt64();
+        // u_g holds, per 256-bit half, groups g (low 128 bits) and g + 4 (high 128 bits) of rows 0..3 (or 4..7 for v_g).
+        var u0 = Avx512F.UnpackLow(t0, t2); var u1 = Avx512F.UnpackHigh(t0, t2);
+        var u2 = Avx512F.UnpackLow(t1, t3); var u3 = Avx512F.UnpackHigh(t1, t3);
+        var v0 = Avx512F.UnpackLow(t4, t6); var v1 = Avx512F.UnpackHigh(t4, t6);
+        var v2 = Avx512F.UnpackLow(t5, t7); var v3 = Avx512F.UnpackHigh(t5, t7);
+        var low = Vector512.Create(0L, 1, 8, 9, 4, 5, 12, 13);
+        var high = Vector512.Create(2L, 3, 10, 11, 6, 7, 14, 15);
+        Avx512F.PermuteVar8x64x2(u0, low, v0).AsInt32().Store(dst);
+        Avx512F.PermuteVar8x64x2(u1, low, v1).AsInt32().Store(dst + PanelCols);
+        Avx512F.PermuteVar8x64x2(u2, low, v2).AsInt32().Store(dst + 2 * PanelCols);
+        Avx512F.PermuteVar8x64x2(u3, low, v3).AsInt32().Store(dst + 3 * PanelCols);
+        Avx512F.PermuteVar8x64x2(u0, high, v0).AsInt32().Store(dst + 4 * PanelCols);
+        Avx512F.PermuteVar8x64x2(u1, high, v1).AsInt32().Store(dst + 5 * PanelCols);
+        Avx512F.PermuteVar8x64x2(u2, high, v2).AsInt32().Store(dst + 6 * PanelCols);
+        Avx512F.PermuteVar8x64x2(u3, high, v3).AsInt32().Store(dst + 7 * PanelCols);
+    }
+
     /// <summary>tile[r, c] = Σ_b fma(Σ_{p in b} xq[r][p]·w[c][p], ws[c, b]·xs[r][b]) for a 4 x 32 tile, in registers.</summary>
-    private static void Kernel4x32(int* panel, float* panelScales, int blocks, short** xq, float** xs, float* tile)
+    private static void Kernel4x32(sbyte* panel, float* panelScales, int blocks, sbyte** xq, float** xs, float* tile)
     {
         Vector512<float> f00 = default, f01 = default, f10 = default, f11 = default;
         Vector512<float> f20 = default, f21 = default, f30 = default, f31 = default;
         int* x0 = (int*)xq[0], x1 = (int*)xq[1], x2 = (int*)xq[2], x3 = (int*)xq[3];
         float* s0 = xs[0], s1 = xs[1], s2 = xs[2], s3 = xs[3];
+        var ones = Vector512.Create((short)1);
+        sbyte* wp = panel;
         for (int b = 0; b < blocks; b++)
         {
             Vector512<int> a00 = default, a01 = default, a10 = default, a11 = default;
             Vector512<int> a20 = default, a21 = default, a30 = default, a31 = default;
-            int* wp = panel + b * 16 * PanelCols;
-            int t0 = b * 16;
-            for (int t = 0; t < 16; t++)
+            for (int g = b * 8; g < b * 8 + 8; g++, wp += 4 * PanelCols)
             {
-                var w0 = Vector512.Load(wp).AsInt16();
-                var w1 = Vector512.Load(wp + 16).AsInt16();
-                var v = Vector512.Create(x0[t0 + t]).AsInt16();
-                a00 += Avx512BW.MultiplyAddAdjacent(v, w0);
-                a01 += Avx512BW.MultiplyAddAdjacent(v, w1);
-                v = Vector512.Create(x1[t0 + t]).AsInt16();
-                a10 += Avx512BW.MultiplyAddAdjacent(v, w0);
-                a11 += Avx512BW.MultiplyAddAdjacent(v, w1);
-                v = Vector512.Create(x2[t0 + t]).AsInt16();
-                a20 += Avx512BW.MultiplyAddAdjacent(v, w0);
-                a21 += Avx512BW.MultiplyAddAdjacent(v, w1);
-                v = Vector512.Create(x3[t0 + t]).AsInt16();
-                a30 += Avx512BW.MultiplyAddAdjacent(v, w0);
-                a31 += Avx512BW.MultiplyAddAdjacent(v, w1);
-                wp += PanelCols;
+                var w0 = Vector512.Load(wp);
+                var w1 = Vector512.Load(wp + 64);
+                var u0 = Avx512BW.Abs(w0);
+                var u1 = Avx512BW.Abs(w1);
+                var v = Vector512.Create(x0[g]).AsSByte();
+                a00 += Step(u0, w0, v, ones);
+                a01 += Step(u1, w1, v, ones);
+                v = Vector512.Create(x1[g]).AsSByte();
+                a10 += Step(u0, w0, v, ones);
+                a11 += Step(u1, w1, v, ones);
+                v = Vector512.Create(x2[g]).AsSByte();
+                a20 += Step(u0, w0, v, ones);
+                a21 += Step(u1, w1, v, ones);
+                v = Vector512.Create(x3[g]).AsSByte();
+                a30 += Step(u0, w0, v, ones);
+                a31 += Step(u1, w1, v, ones);
             }
             var ws0 = Vector512.Load(panelScales + b * PanelCols);
             var ws1 = Vector512.Load(panelScales + b * PanelCols + 16);
@@ -220,8 +251,19 @@ internal static unsafe class QuantizedGemm
         f30.Store(tile + 96); f31.Store(tile + 112);
     }
 
+    /// <summary>
+    /// For each group of 4 bytes: Σ_t |w_t| · (w_t &lt; 0 ? -x_t : x_t) = Σ_t w_t · x_t, as 16 int32 (vpmaddubsw then
+    /// vpmaddwd with ones). x is in [-127, 127], so negating it never overflows.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Step(Vector512<byte> wAbs, Vector512<sbyte> w, Vector512<sbyte> x, Vector512<short> ones)
+    {
+        var signed = Avx512BW.BlendVariable(x, -x, w);
+        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(wAbs, signed), ones);
+    }
+
     /// <summary>The same arithmetic as <see cref="Kernel4x32"/>, element by element, straight from the int8 rows.</summary>
-    private static void ScalarTile(ref Problem pr, int j0, int cols, short** xq, float** xs, float* tile)
+    private static void ScalarTile(ref Problem pr, int j0, int cols, sbyte** xq, float** xs, float* tile)
     {
         for (int r = 0; r < TileRows; r++)
             for (int c = 0; c < cols; c++)
