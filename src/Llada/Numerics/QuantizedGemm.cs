@@ -59,7 +59,7 @@ internal static unsafe class QuantizedGemm
             Accumulate = accumulate, Vector = UseVector,
         };
         // The quantised activations are the calling thread's; workers read them while it waits in For.
-        pr.XQuants = (sbyte*)ScratchBuffers.Get(8, ((long)m * k + 3) / 4);
+        pr.XQuants = (sbyte*)ScratchBuffers.Get(8, (long)m * k / 2);
         pr.XScales = ScratchBuffers.Get(9, (long)m * pr.Blocks);
         WorkerPool.For(m, &QuantizeRowItem, &pr);
         WorkerPool.For((n + PanelCols - 1) / PanelCols, &PanelItem, &pr);
@@ -68,12 +68,13 @@ internal static unsafe class QuantizedGemm
     private static void QuantizeRowItem(void* context, int i)
     {
         ref Problem pr = ref *(Problem*)context;
-        QuantizeActivations(pr.X + (long)i * pr.K, pr.K, pr.XQuants + (long)i * pr.K, pr.XScales + (long)i * pr.Blocks, pr.Vector);
+        QuantizeActivations(pr.X + (long)i * pr.K, pr.K, pr.XQuants + 2L * i * pr.K, pr.XScales + (long)i * pr.Blocks, pr.Vector);
     }
 
     /// <summary>
-    /// Quantises k floats (a multiple of 32) into int8 quants round(x · 127 / max) (ties to even) and one float32
-    /// scale max / 127 per block; max = the block's largest |x|, 0 gives scale 0 and zero quants.
+    /// Quantises k floats (a multiple of 32) into int8 quants round(x · 127 / max) (ties to even), followed by their
+    /// negations at quants[k..2k) (the vector kernel broadcasts both), and one float32 scale max / 127 per block;
+    /// max = the block's largest |x|, 0 gives scale 0 and zero quants.
     /// </summary>
     internal static void QuantizeActivations(float* x, int k, sbyte* quants, float* scales, bool vector)
     {
@@ -92,7 +93,9 @@ internal static unsafe class QuantizedGemm
                 // vcvtps2dq rounds to nearest even (the default MXCSR mode); vpmovdb narrows the in-range values.
                 var q0 = Avx512F.ConvertToVector128SByte(Avx512F.ConvertToVector512Int32(v0 * s));
                 var q1 = Avx512F.ConvertToVector128SByte(Avx512F.ConvertToVector512Int32(v1 * s));
-                Vector256.Create(q0, q1).Store(qb);
+                var q = Vector256.Create(q0, q1);
+                q.Store(qb);
+                (-q).Store(qb + k);
             }
             else
             {
@@ -100,7 +103,11 @@ internal static unsafe class QuantizedGemm
                 for (int p = 0; p < B; p++) max = MathF.Max(max, MathF.Abs(xb[p]));
                 float inverse = max == 0 ? 0 : 127f / max;
                 scales[b] = max / 127f;
-                for (int p = 0; p < B; p++) qb[p] = (sbyte)MathF.Round(xb[p] * inverse, MidpointRounding.ToEven);
+                for (int p = 0; p < B; p++)
+                {
+                    qb[p] = (sbyte)MathF.Round(xb[p] * inverse, MidpointRounding.ToEven);
+                    qb[k + p] = (sbyte)-qb[p];
+                }
             }
         }
     }
@@ -134,7 +141,7 @@ internal static unsafe class QuantizedGemm
             for (int r = 0; r < TileRows; r++)
             {
                 int row = i + Math.Min(r, rows - 1); // duplicate the last row into unused slots
-                xq[r] = pr.XQuants + (long)row * k;
+                xq[r] = pr.XQuants + 2L * row * k;
                 xs[r] = pr.XScales + (long)row * pr.Blocks;
             }
             if (pr.Vector) Kernel4x32(panel, panelScales, pr.Blocks, xq, xs, tile);
@@ -204,6 +211,7 @@ internal static unsafe class QuantizedGemm
         Vector512<float> f00 = default, f01 = default, f10 = default, f11 = default;
         Vector512<float> f20 = default, f21 = default, f30 = default, f31 = default;
         int* x0 = (int*)xq[0], x1 = (int*)xq[1], x2 = (int*)xq[2], x3 = (int*)xq[3];
+        int negated = blocks * B / 4; // -x follows x in each quantised row
         float* s0 = xs[0], s1 = xs[1], s2 = xs[2], s3 = xs[3];
         var ones = Vector512.Create((short)1);
         sbyte* wp = panel;
@@ -218,17 +226,21 @@ internal static unsafe class QuantizedGemm
                 var u0 = Avx512BW.Abs(w0);
                 var u1 = Avx512BW.Abs(w1);
                 var v = Vector512.Create(x0[g]).AsSByte();
-                a00 += Step(u0, w0, v, ones);
-                a01 += Step(u1, w1, v, ones);
+                var n = Vector512.Create(x0[g + negated]).AsSByte();
+                a00 += Step(u0, w0, v, n, ones);
+                a01 += Step(u1, w1, v, n, ones);
                 v = Vector512.Create(x1[g]).AsSByte();
-                a10 += Step(u0, w0, v, ones);
-                a11 += Step(u1, w1, v, ones);
+                n = Vector512.Create(x1[g + negated]).AsSByte();
+                a10 += Step(u0, w0, v, n, ones);
+                a11 += Step(u1, w1, v, n, ones);
                 v = Vector512.Create(x2[g]).AsSByte();
-                a20 += Step(u0, w0, v, ones);
-                a21 += Step(u1, w1, v, ones);
+                n = Vector512.Create(x2[g + negated]).AsSByte();
+                a20 += Step(u0, w0, v, n, ones);
+                a21 += Step(u1, w1, v, n, ones);
                 v = Vector512.Create(x3[g]).AsSByte();
-                a30 += Step(u0, w0, v, ones);
-                a31 += Step(u1, w1, v, ones);
+                n = Vector512.Create(x3[g + negated]).AsSByte();
+                a30 += Step(u0, w0, v, n, ones);
+                a31 += Step(u1, w1, v, n, ones);
             }
             var ws0 = Vector512.Load(panelScales + b * PanelCols);
             var ws1 = Vector512.Load(panelScales + b * PanelCols + 16);
@@ -253,12 +265,12 @@ internal static unsafe class QuantizedGemm
 
     /// <summary>
     /// For each group of 4 bytes: Σ_t |w_t| · (w_t &lt; 0 ? -x_t : x_t) = Σ_t w_t · x_t, as 16 int32 (vpmaddubsw then
-    /// vpmaddwd with ones). x is in [-127, 127], so negating it never overflows.
+    /// vpmaddwd with ones); <paramref name="negX"/> = -x (x is in [-127, 127], so that never overflows).
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Step(Vector512<byte> wAbs, Vector512<sbyte> w, Vector512<sbyte> x, Vector512<short> ones)
+    private static Vector512<int> Step(Vector512<byte> wAbs, Vector512<sbyte> w, Vector512<sbyte> x, Vector512<sbyte> negX, Vector512<short> ones)
     {
-        var signed = Avx512BW.BlendVariable(x, -x, w);
+        var signed = Avx512BW.BlendVariable(x, negX, w);
         return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(wAbs, signed), ones);
     }
 
