@@ -65,7 +65,7 @@ internal static unsafe class GflopsReport
 
     private static void RunQ8(int threads, int rounds)
     {
-        Console.WriteLine($"threads={threads} q8 vector={QuantizedGemm.UseVector} rounds={rounds} (median of per-round best; GFLOP/s = 2mnk / time)");
+        Console.WriteLine($"threads={threads} q8 vector={QuantizedGemm.UseVector} (AvxVnni {System.Runtime.Intrinsics.X86.AvxVnni.IsSupported}, AvxVnniInt8 {System.Runtime.Intrinsics.X86.AvxVnniInt8.IsSupported}, Avx10v1 {System.Runtime.Intrinsics.X86.Avx10v1.IsSupported}) rounds={rounds} (median of per-round best; GFLOP/s = 2mnk / time)");
         Console.WriteLine($"{"shape",-28} {"MT f32",9} {"MT q8",9} {"q8/f32",7} {"f32 ms",8} {"q8 ms",8}");
         foreach (var (name, m, n, k) in GemmShapes.Q8)
         {

@@ -144,7 +144,13 @@ internal static unsafe class QuantizedGemm
                 xq[r] = pr.XQuants + 2L * row * k;
                 xs[r] = pr.XScales + (long)row * pr.Blocks;
             }
-            if (pr.Vector) Kernel4x32(panel, panelScales, pr.Blocks, xq, xs, tile);
+            if (pr.Vector)
+            {
+                // Small m (and the last rows) runs narrower tiles instead of computing duplicated rows.
+                if (rows >= 3) Kernel<FourRows>(panel, panelScales, pr.Blocks, xq, xs, tile);
+                else if (rows == 2) Kernel<TwoRows>(panel, panelScales, pr.Blocks, xq, xs, tile);
+                else Kernel<OneRow>(panel, panelScales, pr.Blocks, xq, xs, tile);
+            }
             else ScalarTile(ref pr, j0, cols, xq, xs, tile);
             for (int r = 0; r < rows; r++)
             {
@@ -205,14 +211,26 @@ internal static unsafe class QuantizedGemm
         Avx512F.PermuteVar8x64x2(u3, high, v3).AsInt32().Store(dst + 7 * PanelCols);
     }
 
-    /// <summary>tile[r, c] = Σ_b fma(Σ_{p in b} xq[r][p]·w[c][p], ws[c, b]·xs[r][b]) for a 4 x 32 tile, in registers.</summary>
-    private static void Kernel4x32(sbyte* panel, float* panelScales, int blocks, sbyte** xq, float** xs, float* tile)
+    /// <summary>Tile heights the kernel is compiled for; the JIT specialises it per struct, dropping unused rows.</summary>
+    private interface ITileRows { static abstract int Count { get; } }
+    private struct OneRow : ITileRows { public static int Count => 1; }
+    private struct TwoRows : ITileRows { public static int Count => 2; }
+    private struct FourRows : ITileRows { public static int Count => 4; }
+
+    /// <summary>
+    /// tile[r, c] = Σ_b fma(Σ_{p in b} xq[r][p]·w[c][p], ws[c, b]·xs[r][b]) for a <typeparamref name="TRows"/> x 32
+    /// tile (rows 1, 2 or 4), in registers; each weight load, |w| and sign mask serve every row of the tile.
+    /// </summary>
+    private static void Kernel<TRows>(sbyte* panel, float* panelScales, int blocks, sbyte** xq, float** xs, float* tile)
+        where TRows : struct, ITileRows
     {
+        int rows = TRows.Count;
         Vector512<float> f00 = default, f01 = default, f10 = default, f11 = default;
         Vector512<float> f20 = default, f21 = default, f30 = default, f31 = default;
-        int* x0 = (int*)xq[0], x1 = (int*)xq[1], x2 = (int*)xq[2], x3 = (int*)xq[3];
+        // Unused rows alias row 0; their code is compiled out.
+        int* x0 = (int*)xq[0], x1 = (int*)xq[rows > 1 ? 1 : 0], x2 = (int*)xq[rows > 2 ? 2 : 0], x3 = (int*)xq[rows > 3 ? 3 : 0];
         int negated = blocks * B / 4; // -x follows x in each quantised row
-        float* s0 = xs[0], s1 = xs[1], s2 = xs[2], s3 = xs[3];
+        float* s0 = xs[0], s1 = xs[rows > 1 ? 1 : 0], s2 = xs[rows > 2 ? 2 : 0], s3 = xs[rows > 3 ? 3 : 0];
         var ones = Vector512.Create((short)1);
         sbyte* wp = panel;
         for (int b = 0; b < blocks; b++)
@@ -229,10 +247,12 @@ internal static unsafe class QuantizedGemm
                 var n = Vector512.Create(x0[g + negated]).AsSByte();
                 a00 += Step(u0, w0, v, n, ones);
                 a01 += Step(u1, w1, v, n, ones);
+                if (rows == 1) continue;
                 v = Vector512.Create(x1[g]).AsSByte();
                 n = Vector512.Create(x1[g + negated]).AsSByte();
                 a10 += Step(u0, w0, v, n, ones);
                 a11 += Step(u1, w1, v, n, ones);
+                if (rows == 2) continue;
                 v = Vector512.Create(x2[g]).AsSByte();
                 n = Vector512.Create(x2[g + negated]).AsSByte();
                 a20 += Step(u0, w0, v, n, ones);
@@ -247,9 +267,11 @@ internal static unsafe class QuantizedGemm
             var d = Vector512.Create(s0[b]);
             f00 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a00), ws0 * d, f00);
             f01 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a01), ws1 * d, f01);
+            if (rows == 1) continue;
             d = Vector512.Create(s1[b]);
             f10 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a10), ws0 * d, f10);
             f11 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a11), ws1 * d, f11);
+            if (rows == 2) continue;
             d = Vector512.Create(s2[b]);
             f20 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a20), ws0 * d, f20);
             f21 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a21), ws1 * d, f21);
@@ -258,7 +280,9 @@ internal static unsafe class QuantizedGemm
             f31 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a31), ws1 * d, f31);
         }
         f00.Store(tile); f01.Store(tile + 16);
+        if (rows == 1) return;
         f10.Store(tile + 32); f11.Store(tile + 48);
+        if (rows == 2) return;
         f20.Store(tile + 64); f21.Store(tile + 80);
         f30.Store(tile + 96); f31.Store(tile + 112);
     }
@@ -274,7 +298,7 @@ internal static unsafe class QuantizedGemm
         return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(wAbs, signed), ones);
     }
 
-    /// <summary>The same arithmetic as <see cref="Kernel4x32"/>, element by element, straight from the int8 rows.</summary>
+    /// <summary>The same arithmetic as the vector kernel, element by element, straight from the int8 rows.</summary>
     private static void ScalarTile(ref Problem pr, int j0, int cols, sbyte** xq, float** xs, float* tile)
     {
         for (int r = 0; r < TileRows; r++)

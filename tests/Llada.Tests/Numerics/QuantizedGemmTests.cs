@@ -105,6 +105,8 @@ public class QuantizedGemmTests
     public static TheoryData<int, int, int> Shapes => new()
     {
         { 1, 1, 32 }, { 1, 33, 64 }, { 3, 32, 96 }, { 4, 64, 256 }, { 7, 45, 32 }, { 17, 100, 288 }, { 64, 70, 1024 },
+        // Tile edges: 2- and 1-row tails after 4-row tiles, 16/17/31/47 columns (half and partial panels), k = 2816.
+        { 2, 17, 64 }, { 6, 31, 160 }, { 5, 16, 32 }, { 9, 47, 2816 },
     };
 
     [Theory]
@@ -128,6 +130,30 @@ public class QuantizedGemmTests
                 start.CopyTo(y, 0);
                 Gemm.MultiplyTransposed(x, m, w.Matrix, y, accumulate: true);
                 for (int i = 0; i < y.Length; i++) Assert.Equal(start[i] + expected[i], y[i]);
+            }
+        }
+        finally { QuantizedGemm.UseVector = saved; }
+    }
+
+    [Fact]
+    public void Extreme_quants_including_a_stored_minus_128_are_multiplied_exactly()
+    {
+        // Q8Blocks never writes -128, but a file may hold it; |w| = 128 still fits vpmaddubsw without saturating.
+        int m = 5, n = 40, k = 128;
+        var w = new Q8Weights(n, k, seed: 11);
+        for (int i = 0; i < w.Quants.Length; i++) w.Quants[i] = (sbyte)(i % 3 == 0 ? -128 : i % 3 == 1 ? 127 : -127);
+        float[] x = NumericsTestData.Random(m * k, seed: 12);
+        for (int i = 0; i < x.Length; i++) x[i] = (i % 5 == 0 ? -1f : 1f) * (i % 2 == 0 ? 4f : 4f - 1e-6f * i);
+        float[] expected = NaiveIntegerProduct(x, m, w, n, k);
+        bool saved = QuantizedGemm.UseVector;
+        try
+        {
+            foreach (bool vector in saved ? new[] { true, false } : new[] { false })
+            {
+                QuantizedGemm.UseVector = vector;
+                var y = new float[m * n];
+                Gemm.MultiplyTransposed(x, m, w.Matrix, y);
+                Assert.Equal(expected, y);
             }
         }
         finally { QuantizedGemm.UseVector = saved; }
