@@ -26,6 +26,25 @@ public static class SyntheticCheckpoint
         PadTokenId = vocab - 2,
     };
 
+    /// <summary>
+    /// A LLaDA-MoE config of the given shape: every layer MoE with <paramref name="experts"/> experts of width
+    /// <paramref name="expertFf"/>, top-<paramref name="topK"/> softmax routing without renormalisation, QK-norm, no
+    /// shared expert, untied head (the LLaDA-MoE-7B-A1B layout); mask id = last vocabulary id.
+    /// </summary>
+    public static LladaConfig MoeConfig(int dModel, int nLayers, int nHeads, int experts, int topK, int expertFf, int vocab,
+        int? nKvHeads = null, int maxSeq = 4096) => Config(dModel, nLayers, nHeads, 0, vocab, nKvHeads, maxSeq) with
+    {
+        ModelType = LladaConfigFile.MoeModelType,
+        RopeTheta = 50000,
+        Moe = new Model.MoeConfig
+        {
+            NumExperts = experts,
+            ExpertsPerToken = topK,
+            ExpertIntermediateSize = expertFf,
+            MoeLayers = Model.MoeConfig.AllMoe(nLayers),
+        },
+    };
+
     /// <summary>Writes config.json and safetensors (sharded above 4 GiB) into <paramref name="directory"/>.</summary>
     public static void Write(string directory, LladaConfig config, DType dtype, int seed = 0, CancellationToken cancellationToken = default)
     {
