@@ -90,6 +90,8 @@ public sealed record MoeConfig
     public bool QkNorm { get; init; } = true;
     /// <summary>router_aux_loss_coef: weight of the load-balancing loss in training.</summary>
     public double RouterAuxLossCoef { get; init; } = 0.01;
+    /// <summary>router_z_loss_coef: weight of the router z-loss in training (0 = off).</summary>
+    public double RouterZLossCoef { get; init; }
     /// <summary>
     /// moe_layer_freq: one flag per layer, true for a MoE layer, false for a dense SwiGLU layer of width
     /// dense_intermediate_size. Record equality compares this list by reference.

@@ -26,7 +26,7 @@ public static partial class LladaConfigFile
         "tie_word_embeddings", "mask_token_id", "eos_token_id", "pad_token_id", "hidden_act", "attention_bias",
         "num_experts", "num_experts_per_tok", "expert_intermediate_size", "shared_expert_intermediate_size",
         "norm_topk_prob", "routed_scaling_factor", "qk_layernorm", "moe_layer_freq", "first_k_dense_replace",
-        "router_aux_loss_coef",
+        "router_aux_loss_coef", "router_z_loss_coef",
     };
 
     private const string MoeReleasedDefaultsJson = """
@@ -85,6 +85,7 @@ public static partial class LladaConfigFile
                 RoutedScalingFactor = reader.Double("routed_scaling_factor", 1),
                 QkNorm = reader.Bool("qk_layernorm", true),
                 RouterAuxLossCoef = reader.Double("router_aux_loss_coef", 0.01),
+                RouterZLossCoef = reader.Double("router_z_loss_coef", 0),
                 MoeLayers = ReadMoeLayers(keys, reader, layers, path),
             },
             OtherKeys = other,
@@ -140,6 +141,8 @@ public static partial class LladaConfigFile
             $"must be a positive finite number, found {moe.RoutedScalingFactor}");
         Invalid(!(moe.RouterAuxLossCoef >= 0) || double.IsInfinity(moe.RouterAuxLossCoef), "router_aux_loss_coef",
             $"must be a non-negative finite number, found {moe.RouterAuxLossCoef}");
+        Invalid(!(moe.RouterZLossCoef >= 0) || double.IsInfinity(moe.RouterZLossCoef), "router_z_loss_coef",
+            $"must be a non-negative finite number, found {moe.RouterZLossCoef}");
         Invalid(moe.MoeLayers.Count != config.NLayers, "moe_layer_freq",
             $"has {moe.MoeLayers.Count} flags for {config.NLayers} layers");
         Invalid(config.WeightTying && config.EmbeddingSize != config.VocabSize, "vocab_size", "tied embeddings need one vocabulary size");
@@ -195,6 +198,7 @@ public static partial class LladaConfigFile
         Float("routed_scaling_factor", moe.RoutedScalingFactor);
         Bool("qk_layernorm", moe.QkNorm);
         Float("router_aux_loss_coef", moe.RouterAuxLossCoef);
+        if (moe.RouterZLossCoef > 0) Float("router_z_loss_coef", moe.RouterZLossCoef);
         keys["moe_layer_freq"] = w =>
         {
             w.WriteStartArray();
