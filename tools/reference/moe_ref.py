@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from llada_ref import (  # noqa: E402
-    MaskPredictedError, dump_json, generate, generate_cases, logits_cases, margin_problems, quantize, run_case)
+    MaskPredictedError, cached_cases, dump_json, generate, generate_cases, logits_cases, margin_problems, quantize, run_case)
 from safetensors_io import read_checkpoint_tensors, write_safetensors  # noqa: E402
 
 torch.set_num_threads(1)
@@ -43,7 +43,7 @@ class MoeReference:
     between the k-th and (k+1)-th router logit of any token)."""
 
     def __init__(self, config, tensors):
-        self.c = config
+        self.c = self.config = config
         self.d = config["hidden_size"]
         self.nh = config["num_attention_heads"]
         self.nkv = config.get("num_key_value_heads") or self.nh
@@ -65,10 +65,10 @@ class MoeReference:
     def _rms(self, x, weight):
         return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + self.eps) * weight
 
-    def _rope(self, x, t):
+    def _rope(self, x, positions):
         d = self.hd
         inv = self.theta ** (-2.0 * torch.arange(d // 2, dtype=torch.float64) / d)
-        ang = torch.arange(t, dtype=torch.float64)[:, None] * inv[None, :]
+        ang = positions.to(torch.float64)[:, None] * inv[None, :]
         ang = torch.cat([ang, ang], -1)
         rot = torch.cat([-x[..., d // 2:], x[..., : d // 2]], -1)
         return x * torch.cos(ang) + rot * torch.sin(ang)
@@ -98,10 +98,15 @@ class MoeReference:
             out = out + self._swiglu(x, p + "shared_experts.", self.w)
         return out
 
-    def forward(self, input_ids, key_mask=None):
+    def forward(self, input_ids, key_mask=None, store=None, window=None, cached=None):
+        """[B, T] ids -> [B, T, V] logits. Approximate KV cache as in llada_ref.LladaReference.forward: `store`
+        receives each layer's (k, v) after QK-norm and RoPE; with `window` (s, e) and `cached` only s..e-1 run."""
         ids = torch.as_tensor(input_ids, dtype=torch.long)
-        b, t = ids.shape
-        h = self.w["model.embed_tokens.weight"][ids]
+        b, t_all = ids.shape
+        s0, e0 = window if window is not None else (0, t_all)
+        t = e0 - s0
+        positions = torch.arange(s0, e0)
+        h = self.w["model.embed_tokens.weight"][ids[:, s0:e0]]
         hd, nh, nkv = self.hd, self.nh, self.nkv
         for i in range(self.c["num_hidden_layers"]):
             p = f"model.layers.{i}."
@@ -113,8 +118,15 @@ class MoeReference:
             if self.c.get("qk_layernorm", True):
                 q = self._rms(q, self.w[a + "q_norm.weight"])
                 k = self._rms(k, self.w[a + "k_norm.weight"])
-            q = self._rope(q.transpose(1, 2), t)
-            k = self._rope(k.transpose(1, 2), t).repeat_interleave(nh // nkv, dim=1)
+            q = self._rope(q.transpose(1, 2), positions)
+            k = self._rope(k.transpose(1, 2), positions)
+            if cached is not None:
+                ck, cv = cached[i]
+                k = torch.cat([ck[:, :, :s0], k, ck[:, :, e0:]], dim=2)
+                v = torch.cat([cv[:, :, :s0], v, cv[:, :, e0:]], dim=2)
+            if store is not None:
+                store.append((k, v))
+            k = k.repeat_interleave(nh // nkv, dim=1)
             v = v.repeat_interleave(nh // nkv, dim=1)
             s = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
             if key_mask is not None:
@@ -241,7 +253,7 @@ def build_fixture(spec, seed):
         raise FixtureRejected("; ".join(problems))
     worst = {k: min(c["margins"][k] for c in gen_out) for k in gen_out[0]["margins"]}
     worst["min_router_gap"] = model.min_router_gap
-    return config, stored, logits_out, gen_out, worst
+    return config, stored, logits_out, gen_out, worst, model
 
 
 def make_fixtures(out_root):
@@ -256,7 +268,7 @@ def make_fixtures(out_root):
                 print(f"{spec['name']}: seed {seed} rejected: {str(e)[:160]}", file=sys.stderr)
         if result is None:
             raise RuntimeError(f"{spec['name']}: no usable seed")
-        config, stored, logits_out, gen_out, worst = result
+        config, stored, logits_out, gen_out, worst, model = result
         directory = os.path.join(out_root, spec["name"])
         os.makedirs(directory, exist_ok=True)
         for f in os.listdir(directory):
@@ -275,7 +287,17 @@ def make_fixtures(out_root):
             f.write("\n")
         dump_json(os.path.join(directory, "expected_logits.json"), {"cases": logits_out})
         dump_json(os.path.join(directory, "expected_generate.json"), {"cases": gen_out})
-        summary[spec["name"]] = {"seed": seed, **worst}
+        # KV-cache trajectories (llada_ref.cached_cases); their windows route new token states, so recheck the gap.
+        cached = cached_cases(model, directory)
+        if model.min_router_gap < 3e-4:
+            raise RuntimeError(f"{spec['name']}: cached runs route within {model.min_router_gap:.2e} of a tie")
+        dump_json(os.path.join(directory, "expected_generate_cached.json"), {"cases": cached})
+        worst["min_router_gap"] = model.min_router_gap
+        with open(os.path.join(directory, "fixture.json"), "w") as f:
+            json.dump(dict(fixture, margins=worst), f, indent=2)
+            f.write("\n")
+        summary[spec["name"]] = {"seed": seed, "cached_cases": len(cached),
+                                 "cached_differ": sum(c["differs_from_uncached"] for c in cached), **worst}
         print(f"{spec['name']}: seed {seed} {worst}", file=sys.stderr)
     return summary
 
@@ -323,7 +345,11 @@ def selftest(root):
                 b = loop_forward_mlp(model, x, i)
                 worst = max(worst, float(np.abs(a - b).max() / np.abs(b).max()))
         with open(os.path.join(directory, "expected_generate.json")) as f:
-            for case in json.load(f)["cases"]:
+            gens = json.load(f)["cases"]
+        with open(os.path.join(directory, "expected_generate_cached.json")) as f:
+            gens += json.load(f)["cases"]
+        if True:
+            for case in gens:
                 tokens, trace, _ = generate(model, case["prompt_ids"], case["options"], model.c["mask_token_id"])
                 if tokens != case["token_ids"] or trace != case["steps"]:
                     raise AssertionError(f"{spec['name']}/{case['name']}: replayed trajectory differs")

@@ -28,6 +28,13 @@ internal static class EvalCommand
         {
             Description = "Rows per forward pass: Monte Carlo samples of a likelihood, or prompts generated together.", DefaultValueFactory = _ => 16,
         };
+        var estimator = new Option<string>("--estimator")
+        {
+            Description = "Mask draws of the diffusion likelihood bounds: eq6 (default: l ~ U{1..L} masks, weight L/l, l's stratified within " +
+                "a batch), eq6-unstratified (each l drawn independently), or mask-rate (t ~ U(0,1), each token masked with probability t, " +
+                "weight 1/t: the Eq. 3 form, same expectation, much higher variance).",
+            DefaultValueFactory = _ => "eq6",
+        };
         var kind = new Option<string>("--model-kind")
         {
             Description = "auto (default: training_state.json's objective, else diffusion), diffusion, or ar (autoregressive baseline).",
@@ -47,7 +54,7 @@ internal static class EvalCommand
             "  llada eval --model DIR --tasks data/eval/corpus-valid.jsonl --mc-num 32 --markdown ppl.md\n" +
             "  llada eval --compare mdm.json ar.json")
         {
-            model, tasks, compare, limit, mcNum, batchSize, kind, noTemplate, maxContext, output, markdown, threads,
+            model, tasks, compare, limit, mcNum, batchSize, estimator, kind, noTemplate, maxContext, output, markdown, threads,
         };
         sampling.AddTo(command);
         CliAction.Set(command, (parse, ctx, token) =>
@@ -91,8 +98,17 @@ internal static class EvalCommand
                 };
                 return parse.GetValue(sampling.Remasking) == "ar" ? options.AsAutoregressive() : options;
             }
+            string estimatorName = parse.GetValue(estimator)!;
+            var (estimatorKind, stratified) = estimatorName switch
+            {
+                "eq6" => (LikelihoodEstimator.MaskCount, true),
+                "eq6-unstratified" => (LikelihoodEstimator.MaskCount, false),
+                "mask-rate" => (LikelihoodEstimator.MaskRate, false),
+                _ => throw new ArgumentException($"--estimator must be eq6, eq6-unstratified or mask-rate, not '{estimatorName}'"),
+            };
             var evalOptions = new EvaluationOptions
             {
+                Estimator = estimatorKind, Stratified = stratified,
                 McNum = parse.GetValue(mcNum), BatchSize = parse.GetValue(batchSize), CfgScale = parse.GetValue(sampling.CfgScale),
                 Seed = parse.GetValue(sampling.Seed), ChatTemplate = !parse.GetValue(noTemplate), Generation = GenerationFor,
                 MaxContext = parse.GetValue(maxContext),
@@ -110,14 +126,14 @@ internal static class EvalCommand
             bool complete = results.Count == loadedTasks.Count && results.All(r => r.Complete);
             var settings = new Dictionary<string, object?>
             {
-                ["tasks"] = files, ["limit"] = lim, ["seed"] = evalOptions.Seed, ["mc_num"] = evalOptions.McNum,
+                ["tasks"] = files, ["limit"] = lim, ["seed"] = evalOptions.Seed, ["mc_num"] = evalOptions.McNum, ["estimator"] = estimatorName,
                 ["batch_size"] = evalOptions.BatchSize, ["cfg_scale"] = evalOptions.CfgScale, ["chat_template"] = evalOptions.ChatTemplate,
                 ["max_context"] = evalOptions.MaxContext, ["gen_length"] = genLengthGiven ? baseGeneration.GenLength : null,
                 ["steps"] = parse.GetValue(sampling.Steps), ["block_length"] = parse.GetValue(sampling.BlockLength),
                 ["temperature"] = baseGeneration.Temperature, ["remasking"] = parse.GetValue(sampling.Remasking),
                 ["threshold"] = baseGeneration.Threshold, ["factor"] = baseGeneration.Factor,
                 ["logits_eos_inf"] = baseGeneration.LogitsEosInf, ["confidence_eos_eot_inf"] = baseGeneration.ConfidenceEosEotInf,
-                ["early_exit"] = baseGeneration.EarlyExit,
+                ["early_exit"] = baseGeneration.EarlyExit, ["cache"] = KvCacheModeNames.Name(baseGeneration.Cache),
             };
             foreach (var task in loadedTasks)
                 settings[$"gen_length.{task.Name}"] = task.Type == EvalTaskType.Generate ? GenerationFor(task).GenLength : null;

@@ -2,6 +2,20 @@ using Llada.Model;
 
 namespace Llada.Diffusion;
 
+/// <summary>How the mask of one Monte Carlo sample of the likelihood bound is drawn.</summary>
+public enum LikelihoodEstimator
+{
+    /// <summary>Eq. 6: l ~ U{1..L}, exactly l masked response tokens, weight L / l (the reference's choice).</summary>
+    MaskCount,
+
+    /// <summary>
+    /// The Eq. 3/5 form: t ~ U(0, 1), each response token masked independently with probability t, weight 1 / t.
+    /// Same expectation as Eq. 6 (given k masked tokens, E[1/t] weighs each k-subset by 1 / (k C(L, k)), as Eq. 6
+    /// does), but the rare small t make its variance large (unbounded as t -> 0); kept to measure that.
+    /// </summary>
+    MaskRate,
+}
+
 /// <summary>Settings of the Monte Carlo likelihood bound.</summary>
 public sealed record LikelihoodOptions
 {
@@ -16,6 +30,15 @@ public sealed record LikelihoodOptions
 
     /// <summary>Seed of the mask draws.</summary>
     public int Seed { get; init; }
+
+    /// <summary>How each sample's mask is drawn (default: Eq. 6).</summary>
+    public LikelihoodEstimator Estimator { get; init; } = LikelihoodEstimator.MaskCount;
+
+    /// <summary>
+    /// <see cref="LikelihoodEstimator.MaskCount"/> only: spread the l's of a batch evenly (with a random offset)
+    /// instead of drawing each independently. Both are unbiased; stratification lowers the variance.
+    /// </summary>
+    public bool Stratified { get; init; } = true;
 }
 
 /// <summary>A Monte Carlo estimate of the lower bound on log p(response | prompt).</summary>
@@ -35,7 +58,8 @@ public sealed record RankedChoice(int Index, LikelihoodEstimate Estimate);
 /// The conditional likelihood bound of Eq. 6: log p(r | p) &gt;= E_{l ~ U{1..L}} E_{mask of exactly l response
 /// tokens} [(L / l) sum over masked i of log p(r_i | p, r_masked)], L the response length; the prompt is never
 /// masked. Estimated by Monte Carlo; within a batch the l's are stratified (evenly spaced with a random offset,
-/// each still uniform on 1..L) to lower the variance.
+/// each still uniform on 1..L) to lower the variance. <see cref="LikelihoodOptions.Estimator"/> selects the
+/// independent-masking form instead (t ~ U(0, 1), weight 1 / t), which has the same expectation.
 /// </summary>
 public sealed class ElboLikelihood
 {
@@ -61,6 +85,7 @@ public sealed class ElboLikelihood
         for (int i = 0; i < len; i++) logitPositions[i] = p + i;
         var order = new int[len];
         var levels = new int[batchSize];
+        var weights = new double[batchSize];
         var terms = new double[options.Samples];
         var combined = new double[vocab];
 
@@ -70,22 +95,40 @@ public sealed class ElboLikelihood
             int rows = Math.Min(batchSize, options.Samples - first);
             var random = CounterRandom.For(options.Seed, batchIndex);
 
-            // Stratified l: offset k ~ U{1..L}, l_j = ((k - 1 + floor(j L / rows)) mod L) + 1, each uniform on 1..L.
-            int offset = random.NextInt(len);
-            for (int j = 0; j < rows; j++) levels[j] = (int)((offset + (long)j * len / rows) % len) + 1;
+            bool maskCount = options.Estimator == LikelihoodEstimator.MaskCount;
+            if (maskCount && options.Stratified)
+            {
+                // Stratified l: offset k ~ U{1..L}, l_j = ((k - 1 + floor(j L / rows)) mod L) + 1, each uniform on 1..L.
+                int offset = random.NextInt(len);
+                for (int j = 0; j < rows; j++) levels[j] = (int)((offset + (long)j * len / rows) % len) + 1;
+            }
+            else if (maskCount)
+                for (int j = 0; j < rows; j++) levels[j] = random.NextInt(len) + 1;
 
             for (int j = 0; j < rows; j++)
             {
                 Span<int> row = tokens.AsSpan(j * seqLen, seqLen);
                 prompt.CopyTo(row);
                 response.CopyTo(row[p..]);
-                // Exactly l response positions, uniformly without replacement: the first l of a partial shuffle.
-                for (int i = 0; i < len; i++) order[i] = i;
-                for (int i = 0; i < levels[j]; i++)
+                if (maskCount)
                 {
-                    int pick = i + random.NextInt(len - i);
-                    (order[i], order[pick]) = (order[pick], order[i]);
-                    row[p + order[i]] = mask;
+                    // Exactly l response positions, uniformly without replacement: the first l of a partial shuffle.
+                    for (int i = 0; i < len; i++) order[i] = i;
+                    for (int i = 0; i < levels[j]; i++)
+                    {
+                        int pick = i + random.NextInt(len - i);
+                        (order[i], order[pick]) = (order[pick], order[i]);
+                        row[p + order[i]] = mask;
+                    }
+                    weights[j] = (double)len / levels[j]; // Eq. 6
+                }
+                else
+                {
+                    // Eq. 3/5 form: t ~ U(0, 1), each response token masked with probability t; no mask scores 0.
+                    double t = random.NextOpenUnit();
+                    for (int i = 0; i < len; i++)
+                        if (random.NextOpenUnit() < t) row[p + i] = mask;
+                    weights[j] = 1 / t;
                 }
                 if (cfg)
                 {
@@ -114,7 +157,7 @@ public sealed class ElboLikelihood
                     else for (int v = 0; v < vocab; v++) combined[v] = c[v];
                     sum += LogSoftmaxAt(combined, response[i]);
                 }
-                terms[first + j] = (double)len / levels[j] * sum; // Eq. 6 summand
+                terms[first + j] = weights[j] * sum;
             }
         }
         return Summarize(terms);

@@ -21,6 +21,10 @@ public sealed record EvaluationOptions
     public Func<EvalTask, GenerationOptions>? Generation { get; init; }
     /// <summary>Longest sequence a perplexity window may use; null: the model's limit.</summary>
     public int? MaxContext { get; init; }
+    /// <summary>Mask draws of the likelihood bounds (diffusion models): Eq. 6 by default.</summary>
+    public LikelihoodEstimator Estimator { get; init; } = LikelihoodEstimator.MaskCount;
+    /// <summary>Stratify the Eq. 6 mask counts within a batch (the default).</summary>
+    public bool Stratified { get; init; } = true;
 }
 
 /// <summary>
@@ -93,6 +97,7 @@ public sealed class Evaluator
     private LikelihoodOptions Likelihood(int seed) => new()
     {
         Samples = _options.McNum, BatchSize = _options.BatchSize, CfgScale = _options.CfgScale, Seed = seed,
+        Estimator = _options.Estimator, Stratified = _options.Stratified,
     };
 
     // Distinct, reproducible seeds per item and window, so Monte Carlo errors of different windows are independent.

@@ -57,17 +57,25 @@ public sealed record CheckpointDescription(
 
 /// <summary>
 /// A Hugging Face LLaDA model directory opened for inference: config.json, then model.safetensors or
-/// model.safetensors.index.json and its shards, all memory-mapped. Opening checks that every tensor the config
-/// requires exists with the right shape and a float dtype, reporting all problems in one exception. Matrix views stay
-/// valid until <see cref="Dispose"/>.
+/// model.safetensors.index.json and its shards, all memory-mapped (weights are never copied). Opening checks that
+/// every tensor the config requires exists with the right shape and a float dtype (F32, BF16, F16) or as a Q8_0 pair
+/// (<see cref="Q8Tensors"/>), reporting all problems in one exception. Matrix views stay valid until <see cref="Dispose"/>.
 /// </summary>
 public sealed class LladaCheckpoint : IDisposable
 {
     private readonly List<SafetensorsFile> _files;
-    private readonly Dictionary<string, (SafetensorsFile File, TensorInfo Info)> _tensors;
+    private readonly Dictionary<string, Stored> _tensors;
+
+    /// <summary>One logical tensor: a plain tensor, or the quants of a Q8_0 pair with its scales (possibly in another shard).</summary>
+    private readonly record struct Stored(SafetensorsFile File, TensorInfo Info, SafetensorsFile? ScaleFile = null, TensorInfo? Scales = null)
+    {
+        public bool IsQ8 => Scales is not null;
+        public string DTypeName => IsQ8 ? Q8Tensors.DTypeName : Info.DTypeName;
+        public long ByteLength => Info.ByteLength + (Scales?.ByteLength ?? 0);
+    }
 
     private LladaCheckpoint(string directory, LladaConfig config, List<SafetensorsFile> files,
-        Dictionary<string, (SafetensorsFile, TensorInfo)> tensors, List<string> unexpected)
+        Dictionary<string, Stored> tensors, List<string> unexpected)
     {
         Directory = directory;
         Config = config;
@@ -113,7 +121,7 @@ public sealed class LladaCheckpoint : IDisposable
     public long ParameterCount => UsedTensors().Sum(t => t.Info.ElementCount);
 
     /// <summary>Bytes of the tensors the model uses.</summary>
-    public long WeightBytes => UsedTensors().Sum(t => t.Info.ByteLength);
+    public long WeightBytes => UsedTensors().Sum(t => t.ByteLength);
 
     /// <summary>Total size of the safetensors files.</summary>
     public long BytesOnDisk => _files.Sum(f => f.FileLength);
@@ -124,7 +132,7 @@ public sealed class LladaCheckpoint : IDisposable
         get
         {
             var dtypes = UsedTensors().Where(t => t.Info.Shape.Count == 2)
-                .Select(t => t.File.WeightDType(t.Info)).Distinct().ToList();
+                .Select(t => t.IsQ8 ? Numerics.DType.Q8_0 : t.File.WeightDType(t.Info)).Distinct().ToList();
             return dtypes.Count == 1 ? dtypes[0] : null;
         }
     }
@@ -146,13 +154,20 @@ public sealed class LladaCheckpoint : IDisposable
         var files = new List<SafetensorsFile>();
         try
         {
-            var tensors = MapWeights(directory, files);
+            var raw = MapWeights(directory, files);
+            var foldProblems = new List<string>();
+            var logical = Q8Tensors.Fold(raw.ToDictionary(p => p.Key, p => (p.Value.Info.DTypeName, p.Value.Info.Shape), StringComparer.Ordinal), foldProblems);
+            var tensors = logical.ToDictionary(p => p.Key, p => p.Value.DType == Q8Tensors.DTypeName
+                ? new Stored(raw[p.Key + Q8Tensors.QuantSuffix].File, raw[p.Key + Q8Tensors.QuantSuffix].Info,
+                    raw[p.Key + Q8Tensors.ScaleSuffix].File, raw[p.Key + Q8Tensors.ScaleSuffix].Info)
+                : new Stored(raw[p.Key].File, raw[p.Key].Info), StringComparer.Ordinal);
             var shapes = tensors.ToDictionary(p => p.Key, p => p.Value.Info.Shape, StringComparer.Ordinal);
             var unexpected = new List<string>();
             var problems = LladaTensorNames.Check(config, shapes, unexpected);
+            problems.InsertRange(0, foldProblems);
             foreach (var (name, _) in LladaTensorNames.Expected(config))
-                if (tensors.TryGetValue(name, out var t) && !SafetensorsDTypes.TryToWeightDType(t.Info.DTypeName, out _))
-                    problems.Add($"tensor '{name}' in {Path.GetFileName(t.File.Path)} has dtype {t.Info.DTypeName}, expected F32, BF16 or F16");
+                if (tensors.TryGetValue(name, out var t) && !t.IsQ8 && !SafetensorsDTypes.TryToWeightDType(t.Info.DTypeName, out _))
+                    problems.Add($"tensor '{name}' in {Path.GetFileName(t.File.Path)} has dtype {t.Info.DTypeName}, expected F32, BF16, F16 or a Q8_0 pair");
             if (problems.Count > 0)
                 throw new CheckpointFormatException(directory, null,
                     problems.Prepend($"weights do not match config.json ({ShapeSummary(config)}):").ToList());
@@ -253,13 +268,22 @@ public sealed class LladaCheckpoint : IDisposable
     /// <summary>True when the checkpoint holds a tensor named <paramref name="name"/>.</summary>
     public bool Contains(string name) => _tensors.ContainsKey(name);
 
-    /// <summary>Header information of a tensor.</summary>
+    /// <summary>Header information of a tensor (for a Q8_0 matrix: of its int8 quants, whose shape is the matrix's).</summary>
     /// <exception cref="CheckpointFormatException">No such tensor.</exception>
     public TensorInfo Tensor(string name) => Find(name).Info;
 
-    /// <summary>A matrix view of a 2-D tensor, or of a 1-D vector as 1 x n.</summary>
-    /// <exception cref="CheckpointFormatException">No such tensor, or it is not a F32/BF16/F16 vector or matrix.</exception>
-    public WeightMatrix Matrix(string name) => Find(name).File.GetMatrix(name);
+    /// <summary>"F32", "BF16", "F16", "Q8_0", ... for the tensor named <paramref name="name"/>.</summary>
+    public string TensorDType(string name) => Find(name).DTypeName;
+
+    /// <summary>A matrix view of a 2-D tensor (float or Q8_0), or of a 1-D vector as 1 x n.</summary>
+    /// <exception cref="CheckpointFormatException">No such tensor, or it is not a F32/BF16/F16/Q8_0 vector or matrix.</exception>
+    public unsafe WeightMatrix Matrix(string name)
+    {
+        var t = Find(name);
+        if (!t.IsQ8) return t.File.GetMatrix(t.Info.Name);
+        return WeightMatrix.Q8((sbyte*)t.File.GetPointer(t.Info), (Half*)t.ScaleFile!.GetPointer(t.Scales!),
+            checked((int)t.Info.Shape[0]), checked((int)t.Info.Shape[1]));
+    }
 
     /// <summary>The weights of block <paramref name="layer"/> (0-based).</summary>
     public LladaLayerWeights Layer(int layer)
@@ -297,12 +321,20 @@ public sealed class LladaCheckpoint : IDisposable
     public long ActiveParameterCount => LladaTensorNames.ActiveParameterCount(Config);
 
     /// <summary>Copies a tensor to float32 (for small tensors, tests and tools).</summary>
-    public float[] ReadSingles(string name) => Find(name).File.ReadSingles(name);
+    public float[] ReadSingles(string name)
+    {
+        var t = Find(name);
+        if (!t.IsQ8) return t.File.ReadSingles(t.Info.Name);
+        var m = Matrix(name);
+        var values = new float[checked((long)m.Rows * m.Cols)];
+        for (int r = 0; r < m.Rows; r++) WeightRows.ToSingle(m, r, values.AsSpan(r * m.Cols, m.Cols));
+        return values;
+    }
 
     /// <summary>Everything <c>llada info</c> shows.</summary>
     public CheckpointDescription Describe()
     {
-        var byDType = UsedTensors().GroupBy(t => t.Info.DTypeName)
+        var byDType = UsedTensors().GroupBy(t => t.DTypeName)
             .ToDictionary(g => g.Key, g => g.Sum(t => t.Info.ElementCount), StringComparer.Ordinal);
         string summary = string.Join(" + ", byDType.OrderByDescending(p => p.Value).Select(p => p.Key));
         string architecture = "LLaDAModelLM";
@@ -320,12 +352,12 @@ public sealed class LladaCheckpoint : IDisposable
         foreach (var f in _files) f.Dispose();
     }
 
-    private (SafetensorsFile File, TensorInfo Info) Find(string name) =>
+    private Stored Find(string name) =>
         _tensors.TryGetValue(name, out var t)
             ? t
             : throw new CheckpointFormatException(Directory, name, "no tensor of this name in the checkpoint");
 
-    private IEnumerable<(SafetensorsFile File, TensorInfo Info)> UsedTensors() =>
+    private IEnumerable<Stored> UsedTensors() =>
         LladaTensorNames.Expected(Config).Select(e => _tensors[e.Name]);
 
     private string? Existing(string fileName)

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security;
 using System.Text;
 
 namespace Llada.Reporting;
@@ -15,8 +14,9 @@ public sealed record ChartSeries(string Name, IReadOnlyList<(double X, double Y)
     double Width = 1.5, double Opacity = 1.0, bool Markers = false);
 
 /// <summary>
-/// A small self-contained SVG line chart: linear axes with "nice" ticks (1, 2, 5 x 10^k), grid, axis labels,
-/// title and legend. No scripts, no external fonts or styles, so the file renders anywhere (browsers, GitHub).
+/// A small self-contained SVG line chart: linear axes with "nice" ticks (1, 2, 5 x 10^k) or logarithmic axes
+/// (ticks at powers of ten, plus 2 and 5 times them over short ranges), grid, axis labels, title and legend.
+/// No scripts, no external fonts or styles, so the file renders anywhere (browsers, GitHub).
 /// </summary>
 public sealed class SvgLineChart
 {
@@ -30,73 +30,49 @@ public sealed class SvgLineChart
     public int Width { get; init; } = 720;
     /// <summary>Total height in pixels.</summary>
     public int Height { get; init; } = 420;
+    /// <summary>Logarithmic x axis; points with x &lt;= 0 are skipped.</summary>
+    public bool LogX { get; init; }
+    /// <summary>Logarithmic y axis; points with y &lt;= 0 are skipped.</summary>
+    public bool LogY { get; init; }
     /// <summary>Lines to draw.</summary>
     public List<ChartSeries> Series { get; } = [];
-
-    private const double Left = 64, Right = 16, Top = 36, Bottom = 48;
 
     /// <summary>Renders the chart as an SVG document.</summary>
     public string Render()
     {
-        var points = Series.SelectMany(s => s.Points).Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).ToList();
+        // Everything below works in axis space: log10 of the value on a logarithmic axis.
+        List<(double X, double Y)> Drawable(ChartSeries s) => s.Points
+            .Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y) && (!LogX || p.X > 0) && (!LogY || p.Y > 0))
+            .Select(p => (LogX ? Math.Log10(p.X) : p.X, LogY ? Math.Log10(p.Y) : p.Y)).ToList();
+        var lines = Series.Select(s => (Series: s, Points: Drawable(s))).ToList();
+        var points = lines.SelectMany(l => l.Points).ToList();
         (double xMin, double xMax) = points.Count == 0 ? (0, 1) : (points.Min(p => p.X), points.Max(p => p.X));
         (double yMin, double yMax) = points.Count == 0 ? (0, 1) : (points.Min(p => p.Y), points.Max(p => p.Y));
-        double[] xTicks = NiceTicks(ref xMin, ref xMax), yTicks = NiceTicks(ref yMin, ref yMax);
-        double plotW = Width - Left - Right, plotH = Height - Top - Bottom;
-        double X(double x) => Left + (x - xMin) / (xMax - xMin) * plotW;
-        double Y(double y) => Top + plotH - (y - yMin) / (yMax - yMin) * plotH;
+        double[] xTicks = LogX ? LogTicks(ref xMin, ref xMax) : NiceTicks(ref xMin, ref xMax);
+        double[] yTicks = LogY ? LogTicks(ref yMin, ref yMax) : NiceTicks(ref yMin, ref yMax);
 
-        var svg = new StringBuilder();
-        svg.Append(CultureInfo.InvariantCulture,
-            $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{Width}\" height=\"{Height}\" viewBox=\"0 0 {Width} {Height}\" font-family=\"sans-serif\" font-size=\"12\">\n");
-        svg.Append(CultureInfo.InvariantCulture, $"<rect width=\"{Width}\" height=\"{Height}\" fill=\"white\"/>\n");
-        if (Title.Length > 0)
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Width / 2.0:0.#}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{Escape(Title)}</text>\n");
+        var frame = new SvgFrame(Width, Height, Title);
+        double plotW = frame.PlotWidth, plotH = frame.PlotHeight;
+        double X(double x) => SvgFrame.Left + (x - xMin) / (xMax - xMin) * plotW;
+        double Y(double y) => SvgFrame.Top + plotH - (y - yMin) / (yMax - yMin) * plotH;
+        string Label(double tick, bool log) => SvgFrame.FormatTick(log ? Math.Pow(10, tick) : tick);
 
-        foreach (double t in xTicks)
-        {
-            double x = X(t);
-            svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{x:0.##}\" y1=\"{Top}\" x2=\"{x:0.##}\" y2=\"{Top + plotH}\" stroke=\"#e5e5e5\"/>\n");
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{x:0.##}\" y=\"{Top + plotH + 16}\" text-anchor=\"middle\">{FormatTick(t)}</text>\n");
-        }
-        foreach (double t in yTicks)
-        {
-            double y = Y(t);
-            svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" y1=\"{y:0.##}\" x2=\"{Left + plotW}\" y2=\"{y:0.##}\" stroke=\"#e5e5e5\"/>\n");
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left - 6}\" y=\"{y + 4:0.##}\" text-anchor=\"end\">{FormatTick(t)}</text>\n");
-        }
-        svg.Append(CultureInfo.InvariantCulture, $"<rect x=\"{Left}\" y=\"{Top}\" width=\"{plotW}\" height=\"{plotH}\" fill=\"none\" stroke=\"#555\"/>\n");
-        if (XLabel.Length > 0)
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left + plotW / 2:0.##}\" y=\"{Height - 10}\" text-anchor=\"middle\">{Escape(XLabel)}</text>\n");
-        if (YLabel.Length > 0)
-            svg.Append(CultureInfo.InvariantCulture,
-                $"<text x=\"16\" y=\"{Top + plotH / 2:0.##}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {Top + plotH / 2:0.##})\">{Escape(YLabel)}</text>\n");
+        foreach (double t in xTicks) frame.XTick(X(t), Label(t, LogX));
+        foreach (double t in yTicks) frame.YTick(Y(t), Label(t, LogY));
+        frame.Box(XLabel, YLabel);
 
-        foreach (var s in Series)
+        foreach (var (s, finite) in lines)
         {
-            var finite = s.Points.Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).ToList();
             if (finite.Count == 0) continue;
-            svg.Append(CultureInfo.InvariantCulture,
-                $"<polyline fill=\"none\" stroke=\"{Escape(s.Color)}\" stroke-width=\"{s.Width:0.##}\" stroke-opacity=\"{s.Opacity:0.##}\" stroke-linejoin=\"round\" points=\"");
-            foreach (var (px, py) in finite) svg.Append(CultureInfo.InvariantCulture, $"{X(px):0.##},{Y(py):0.##} ");
-            svg.Append("\"/>\n");
+            var polyline = new StringBuilder();
+            foreach (var (px, py) in finite) polyline.Append(CultureInfo.InvariantCulture, $"{X(px):0.##},{Y(py):0.##} ");
+            frame.Append($"<polyline fill=\"none\" stroke=\"{SvgFrame.Escape(s.Color)}\" stroke-width=\"{s.Width:0.##}\" stroke-opacity=\"{s.Opacity:0.##}\" stroke-linejoin=\"round\" points=\"{polyline}\"/>\n");
             if (s.Markers)
                 foreach (var (px, py) in finite)
-                    svg.Append(CultureInfo.InvariantCulture, $"<circle cx=\"{X(px):0.##}\" cy=\"{Y(py):0.##}\" r=\"3\" fill=\"{Escape(s.Color)}\"/>\n");
+                    frame.Append($"<circle cx=\"{X(px):0.##}\" cy=\"{Y(py):0.##}\" r=\"3\" fill=\"{SvgFrame.Escape(s.Color)}\"/>\n");
         }
-
-        // Legend in the top-right corner of the plot area.
-        double ly = Top + 14;
-        foreach (var s in Series)
-        {
-            double lx = Left + plotW - 170;
-            svg.Append(CultureInfo.InvariantCulture,
-                $"<line x1=\"{lx:0.##}\" y1=\"{ly - 4:0.##}\" x2=\"{lx + 22:0.##}\" y2=\"{ly - 4:0.##}\" stroke=\"{Escape(s.Color)}\" stroke-width=\"{Math.Max(2, s.Width):0.##}\" stroke-opacity=\"{Math.Max(0.6, s.Opacity):0.##}\"/>\n");
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{lx + 28:0.##}\" y=\"{ly:0.##}\">{Escape(s.Name)}</text>\n");
-            ly += 16;
-        }
-        svg.Append("</svg>\n");
-        return svg.ToString();
+        frame.Legend(Series.Select(s => (s.Name, s.Color, s.Width, s.Opacity)));
+        return frame.Close();
     }
 
     /// <summary>
@@ -121,10 +97,25 @@ public sealed class SvgLineChart
         return ticks;
     }
 
-    private static string FormatTick(double value) =>
-        Math.Abs(value) >= 1e5 || (value != 0 && Math.Abs(value) < 1e-3)
-            ? value.ToString("0.##E+0", CultureInfo.InvariantCulture)
-            : value.ToString("0.####", CultureInfo.InvariantCulture);
-
-    private static string Escape(string text) => SecurityElement.Escape(text) ?? "";
+    /// <summary>
+    /// Ticks of a logarithmic axis, in axis space (log10 of the value): [min, max] is widened to whole decades and
+    /// gets a tick at every power of ten, plus 2 and 5 times each power when it spans at most two decades.
+    /// </summary>
+    public static double[] LogTicks(ref double min, ref double max)
+    {
+        double low = Math.Floor(min + 1e-9), high = Math.Ceiling(max - 1e-9);
+        if (high <= low) high = low + 1;
+        var ticks = new List<double>();
+        for (double decade = low; decade <= high + 1e-9; decade++)
+        {
+            ticks.Add(decade);
+            if (high - low <= 2 && decade < high)
+            {
+                ticks.Add(decade + Math.Log10(2));
+                ticks.Add(decade + Math.Log10(5));
+            }
+        }
+        (min, max) = (low, high);
+        return [.. ticks];
+    }
 }

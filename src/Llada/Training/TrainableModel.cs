@@ -268,6 +268,23 @@ public sealed class TrainableModel : IMaskPredictor
         return Layers.CrossEntropyForward(_rowLoss, _lse, _logits, _targets, _weights, m, _vocab) + LastRouterLoss;
     }
 
+    /// <summary>The weighted cross-entropy of each scored position of the last training Forward (weights[j] * -log p).</summary>
+    public ReadOnlySpan<float> ScoredLosses => _ready ? _rowLoss.AsSpan(0, _count)
+        : throw new InvalidOperationException("ScoredLosses needs a preceding training Forward with the current weights");
+
+    /// <summary>
+    /// Accumulates the gradient of sum_j <paramref name="weights"/>[j] * -log p(targets[j]) over the positions of the
+    /// last training Forward, i.e. the same cross-entropies re-weighted after the fact. Losses built on top of
+    /// per-position log-likelihoods (DPO on ELBO estimates) pass their chain-rule weights here.
+    /// </summary>
+    public void BackwardReweighted(ReadOnlySpan<float> weights)
+    {
+        if (!_ready) throw new InvalidOperationException("Backward needs a preceding training Forward with the current weights");
+        if (weights.Length != _count) throw new ArgumentException($"expected one weight per scored position ({_count}), got {weights.Length}", nameof(weights));
+        weights.CopyTo(_weights);
+        Backward();
+    }
+
     /// <summary>Accumulates the gradient of the last <see cref="Forward(ReadOnlySpan{int}, int, int, bool, ReadOnlySpan{bool}, ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{float})"/> loss into <see cref="Gradients"/>.</summary>
     public void Backward()
     {

@@ -48,6 +48,41 @@ public class ElboLikelihoodTests
         return total / len;
     }
 
+    /// <summary>
+    /// The independent-masking (Eq. 3/5) form computed exactly: E over t ~ U(0, 1) and independent masks with
+    /// probability t of (1/t) * sum over masked i of log p(r_i | ...), i.e. the sum over every subset S of
+    /// integral_0^1 t^(|S| - 1) (1 - t)^(L - |S|) dt times the subset's log-likelihood sum; the integral is done by
+    /// expanding (1 - t)^(L - k) binomially.
+    /// </summary>
+    private static double ExactMaskRateBound(RowLogits model, int[] prompt, int[] response)
+    {
+        int p = prompt.Length, len = response.Length;
+        var logits = new float[Vocab];
+        double total = 0;
+        for (int bits = 1; bits < 1 << len; bits++)
+        {
+            int k = int.PopCount(bits);
+            double integral = 0, binomial = 1;
+            for (int j = 0; j <= len - k; j++)
+            {
+                integral += (j % 2 == 0 ? 1 : -1) * binomial / (k + j);
+                binomial = binomial * (len - k - j) / (j + 1);
+            }
+            int[] row = [.. prompt, .. response];
+            for (int i = 0; i < len; i++) if ((bits >> i & 1) != 0) row[p + i] = Mask;
+            double term = 0;
+            for (int i = 0; i < len; i++)
+            {
+                if ((bits >> i & 1) == 0) continue;
+                model(row, p + i, logits);
+                double max = logits.Max();
+                term += logits[response[i]] - max - Math.Log(logits.Sum(x => Math.Exp(x - max)));
+            }
+            total += integral * term;
+        }
+        return total;
+    }
+
     private static LikelihoodEstimate Estimate(FunctionPredictor predictor, int[] prompt, int[] response, LikelihoodOptions options) =>
         new ElboLikelihood(predictor).Estimate(prompt, response, options, TestContext.Current.CancellationToken);
 
@@ -65,6 +100,45 @@ public class ElboLikelihoodTests
         Assert.True(Math.Abs(estimate.LogLikelihood - exact) < 4 * estimate.StandardError,
             $"estimate {estimate.LogLikelihood:F4} +- {estimate.StandardError:F4}, exact {exact:F4}");
         Assert.True(estimate.StandardError < 0.05 * Math.Abs(exact), $"standard error {estimate.StandardError} is implausibly large");
+    }
+
+    [Fact]
+    public void Eq6_and_the_independent_masking_form_have_the_same_exact_expectation()
+    {
+        var model = Fakes.Hash(3);
+        Assert.Equal(ExactBound(model, Prompt, Response, 0), ExactMaskRateBound(model, Prompt, Response), 10);
+    }
+
+    [Theory]
+    [InlineData(LikelihoodEstimator.MaskCount, false, 8000)]
+    [InlineData(LikelihoodEstimator.MaskRate, true, 100000)]
+    public void Other_estimators_agree_with_exact_enumeration(LikelihoodEstimator estimator, bool stratified, int samples)
+    {
+        var model = Fakes.Hash(3);
+        double exact = estimator == LikelihoodEstimator.MaskRate ? ExactMaskRateBound(model, Prompt, Response) : ExactBound(model, Prompt, Response, 0);
+        var estimate = Estimate(new FunctionPredictor(Vocab, Mask, model) { Record = false }, Prompt, Response,
+            new LikelihoodOptions { Samples = samples, BatchSize = 50, Seed = 12, Estimator = estimator, Stratified = stratified });
+        Assert.True(Math.Abs(estimate.LogLikelihood - exact) < 4 * estimate.StandardError,
+            $"estimate {estimate.LogLikelihood:F4} +- {estimate.StandardError:F4}, exact {exact:F4}");
+        Assert.True(estimate.StandardError < 0.05 * Math.Abs(exact), $"standard error {estimate.StandardError} is implausibly large");
+    }
+
+    [Fact]
+    public void Independent_masking_draws_one_rate_per_row_and_never_masks_the_prompt()
+    {
+        var predictor = new FunctionPredictor(Vocab, Mask, Fakes.Hash());
+        Estimate(predictor, Prompt, Response, new LikelihoodOptions { Samples = 400, BatchSize = 400, Seed = 5, Estimator = LikelihoodEstimator.MaskRate });
+        var call = Assert.Single(predictor.Calls);
+        var counts = new int[Response.Length + 1];
+        for (int r = 0; r < call.Batch; r++)
+        {
+            int[] row = call.Row(r);
+            Assert.Equal(Prompt, row[..3]);
+            for (int i = 0; i < 4; i++) Assert.True(row[3 + i] == Mask || row[3 + i] == Response[i]);
+            counts[row[3..].Count(t => t == Mask)]++;
+        }
+        // With t ~ U(0, 1) the number of masked tokens is uniform on 0..L (Beta-binomial(1, 1)): 80 rows each expected.
+        Assert.All(counts, c => Assert.InRange(c, 50, 110));
     }
 
     [Fact]

@@ -102,6 +102,25 @@ public sealed class EvalCommandTests(EvalModels models) : IClassFixture<EvalMode
     }
 
     [Fact]
+    public async Task Estimator_option_selects_the_mask_draws_and_is_recorded()
+    {
+        string ppl = Tasks();
+        string[] args = ["eval", "--model", models.Diffusion, "--tasks", ppl, "--mc-num", "8", "--seed", "1"];
+        var eq6 = await CliTestHost.Run([.. args, "--out", Path.Combine(_dir, "a.json")]);
+        var rate = await CliTestHost.Run([.. args, "--estimator", "mask-rate", "--out", Path.Combine(_dir, "b.json")]);
+        Assert.True(eq6.Exit == 0 && rate.Exit == 0, eq6.Err + rate.Err);
+        JsonElement Report(string f) => CliTestHost.Json(File.ReadAllText(Path.Combine(_dir, f)));
+        Assert.Equal("eq6", Report("a.json").GetProperty("settings").GetProperty("estimator").GetString());
+        Assert.Equal("mask-rate", Report("b.json").GetProperty("settings").GetProperty("estimator").GetString());
+        double Nll(string f) => Report(f).GetProperty("tasks")[0].GetProperty("items")[0].GetProperty("nll").GetDouble();
+        Assert.NotEqual(Nll("a.json"), Nll("b.json"));
+
+        var bad = await CliTestHost.Run([.. args, "--estimator", "eq3"]);
+        Assert.Equal(1, bad.Exit);
+        Assert.Contains("--estimator must be eq6, eq6-unstratified or mask-rate, not 'eq3'", bad.Err);
+    }
+
+    [Fact]
     public async Task Autoregressive_model_is_detected_and_its_perplexity_is_exact()
     {
         string ppl = Tasks();

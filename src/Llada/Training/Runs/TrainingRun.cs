@@ -79,6 +79,9 @@ public sealed class TrainingRun
 {
     /// <summary>Human-readable training state; written last, so its presence marks a complete checkpoint.</summary>
     public const string StateFileName = "training_state.json";
+
+    /// <summary>config.json key an autoregressive baseline's checkpoint carries, with the value "ar".</summary>
+    public const string ObjectiveConfigKey = "llada_objective";
     /// <summary>Binary training state: optimiser, random states, data position (and float32 weights for BF16 saves).</summary>
     public const string StateBinFileName = "training_state.bin";
     private const string StagingName = ".checkpoint-staging";
@@ -261,12 +264,25 @@ public sealed class TrainingRun
     /// <summary>Writes a checkpoint of the current state now (the run also does this on schedule).</summary>
     public void SaveCheckpoint() => SaveCheckpoint(null, _options.Config.Steps, null);
 
+    // An AR baseline says so in config.json too, so a copy of the weights without training_state.json is still
+    // recognised as causal (the Hugging Face LLaDA code ignores unknown keys).
+    private LladaConfig ModelConfig()
+    {
+        var config = _options.Shape.ToConfig();
+        if (_options.Config.Objective != RunObjective.Ar) return config;
+        var keys = new Dictionary<string, JsonElement>(config.OtherKeys, StringComparer.Ordinal)
+        {
+            [ObjectiveConfigKey] = JsonDocument.Parse("\"ar\"").RootElement.Clone(),
+        };
+        return config with { OtherKeys = keys };
+    }
+
     private void SaveCheckpoint(IProgress<RunEvent>? progress, long total, Stopwatch? clock)
     {
         string dir = Path.GetFullPath(_options.OutputDirectory);
         string staging = Path.Combine(dir, StagingName);
         RemoveStaging(dir);
-        CheckpointWriter.Write(staging, _options.Shape.ToConfig(), ModelWeights.ToTensors(Model, _options.SaveDType),
+        CheckpointWriter.Write(staging, ModelConfig(), ModelWeights.ToTensors(Model, _options.SaveDType),
             new CheckpointWriteOptions { Overwrite = true, TokenizerSourceDirectory = _options.TokenizerDirectory });
 
         double elapsed = _elapsedBefore + (clock?.Elapsed.TotalSeconds ?? 0);
