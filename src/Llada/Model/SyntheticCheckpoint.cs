@@ -55,6 +55,15 @@ public static class SyntheticCheckpoint
     };
 
     /// <summary>
+    /// The LLaDA-MoE-7B-A1B shape (spec section 7: hidden 2048, 16 layers, 16 heads, 64 experts of width 1024, top-8
+    /// not renormalised, QK-norm, no shared expert, vocab 157184, untied head) with its special-token ids.
+    /// </summary>
+    public static LladaConfig LladaMoe7BA1B() => MoeConfig(2048, 16, 16, 64, 8, 1024, 157184, maxSeq: 8192) with
+    {
+        MaskTokenId = 156895, EosTokenId = 156892, PadTokenId = 156892, MlpHiddenSize = 8192, // dense_intermediate_size: stated, unused
+    };
+
+    /// <summary>
     /// Writes config.json and safetensors (sharded above 4 GiB) into <paramref name="directory"/>, streaming: no tensor
     /// is ever held in memory. With <see cref="DType.Q8_0"/> every 2-D matrix except the embedding is stored as a Q8_0
     /// pair and the embedding and norms as BF16. <paramref name="progress"/> receives each stored tensor as it starts.

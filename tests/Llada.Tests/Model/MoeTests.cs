@@ -58,6 +58,16 @@ public class MoeTests
     }
 
     [Fact]
+    public void The_synthetic_7B_A1B_shape_is_the_released_config()
+    {
+        var released = LladaConfigFile.Parse(Moe7B);
+        var synthetic = LladaConfigFile.Parse(LladaConfigFile.ToJson(SyntheticCheckpoint.LladaMoe7BA1B()));
+        Assert.Equal(released.Moe! with { MoeLayers = synthetic.Moe!.MoeLayers }, synthetic.Moe);
+        Assert.Equal(released.Moe.MoeLayers, synthetic.Moe.MoeLayers);
+        Assert.Equal(released with { Moe = null, OtherKeys = synthetic.OtherKeys }, synthetic with { Moe = null });
+    }
+
+    [Fact]
     public void Writing_and_rereading_a_MoE_config_keeps_every_value()
     {
         var original = LladaConfigFile.Parse(With(o => { o["first_k_dense_replace"] = 2; o["shared_expert_intermediate_size"] = 512; o["norm_topk_prob"] = true; }));
