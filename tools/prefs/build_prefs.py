@@ -9,6 +9,8 @@ chosen is the SFT answer; rejected is a plausible wrong answer of the same shape
   spell     the correct spelling with two adjacent letters swapped or one letter dropped
   hypernym  "An X is a kind of Y." with Y taken from another item of the same file
 Up to PER_TASK[split] items per task are kept (first in hash order).
+The valid split is also written as the choice task data/eval/prefs-choice.jsonl (the two answers in hash order),
+which `llada eval` scores with the Eq. 6 likelihood: its accuracy is the held-out preference accuracy.
 """
 import hashlib
 import json
@@ -94,6 +96,15 @@ def build(split):
     with open(os.path.join(ROOT, "data", "prefs", f"{split}.jsonl"), "w", encoding="utf-8", newline="\n") as f:
         for _, r in records:
             f.write(json.dumps(r, separators=(",", ":")) + "\n")
+    if split == "valid":
+        header = {"eval_task": "prefs-choice", "type": "choice",
+                  "description": "Held-out preference pairs (data/prefs/valid.jsonl): is the chosen answer more likely than the rejected one?"}
+        with open(os.path.join(ROOT, "data", "eval", "prefs-choice.jsonl"), "w", encoding="utf-8", newline="\n") as f:
+            f.write(json.dumps(header, separators=(",", ":")) + "\n")
+            for _, r in records:
+                choices = sorted([r["chosen"], r["rejected"]], key=lambda c: h("choice", r["prompt"], c))
+                f.write(json.dumps({"prompt": r["prompt"], "choices": choices, "answer": choices.index(r["chosen"])},
+                                   separators=(",", ":")) + "\n")
     return {task: sum(1 for _, r in records if r["task"] == task) for task in sorted(items)}
 
 

@@ -6,8 +6,9 @@ namespace Llada.Training;
 /// <summary>What one preference micro-batch gave.</summary>
 /// <param name="Loss">Sum over pairs of scale * -log sigmoid(score).</param>
 /// <param name="Correct">Pairs whose score is positive (the policy prefers the chosen response more than the reference does).</param>
+/// <param name="Preferred">Pairs whose chosen response has the higher policy ELBO estimate, B_theta(y_w) &gt; B_theta(y_l).</param>
 /// <param name="Tokens">Input tokens run through the policy.</param>
-public readonly record struct PreferenceBatchResult(double Loss, int Correct, long Tokens);
+public readonly record struct PreferenceBatchResult(double Loss, int Correct, int Preferred, long Tokens);
 
 /// <summary>
 /// VRPO training (LLaDA 1.5): each micro-batch holds preference pairs as consecutive rows (prompt + chosen,
@@ -70,41 +71,67 @@ public sealed class PreferenceTrainer : ITrainer
     /// copies first, then (without antithetic sampling) the reference's own. <paramref name="scores"/>, when not
     /// empty, receives each pair's score beta [(B_theta(y_w) - B_ref(y_w)) - (B_theta(y_l) - B_ref(y_l))].
     /// </summary>
-    public PreferenceBatchResult Accumulate(TokenBatch pairs, double scale, bool backward = true, Span<double> scores = default)
+    public PreferenceBatchResult Accumulate(TokenBatch pairs, double scale, bool backward = true, Span<double> scores = default) =>
+        Accumulate(Objective, pairs, scale, backward, scores);
+
+    /// <summary>
+    /// Held-out preference metrics of the current policy on <paramref name="batches"/> with fixed noise (a fresh
+    /// process seeded with <paramref name="seed"/>, so every evaluation sees the same timesteps and masks): the mean
+    /// DPO loss and the share of pairs whose chosen response has the higher policy ELBO estimate.
+    /// </summary>
+    public (double Loss, double Accuracy, int Pairs) Evaluate(IReadOnlyList<TokenBatch> batches, ulong seed, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(batches);
+        var objective = new PreferenceObjective(Objective.Options, new ForwardProcess(Objective.Process.MaskTokenId, seed));
+        double loss = 0;
+        int preferred = 0, pairs = 0;
+        foreach (var batch in batches)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var result = Accumulate(objective, batch, 1, backward: false, default);
+            loss += result.Loss;
+            preferred += result.Preferred;
+            pairs += batch.Batch / 2;
+        }
+        return (loss / Math.Max(1, pairs), (double)preferred / Math.Max(1, pairs), pairs);
+    }
+
+    private PreferenceBatchResult Accumulate(PreferenceObjective objective, TokenBatch pairs, double scale, bool backward, Span<double> scores)
     {
         if (pairs.Batch % 2 != 0) throw new ArgumentException($"a preference batch holds (chosen, rejected) row pairs; got {pairs.Batch} rows", nameof(pairs));
-        int responses = pairs.Batch, count = responses / 2, n = Objective.Options.Samples;
+        int responses = pairs.Batch, count = responses / 2, n = objective.Options.Samples;
         if (!scores.IsEmpty && scores.Length != count) throw new ArgumentException($"expected room for {count} scores, got {scores.Length}", nameof(scores));
         ReadOnlySpan<int> prompts = pairs.PromptLengths.Span;
         for (int i = 0; i < count; i++)
             if (prompts[2 * i] != prompts[2 * i + 1])
                 throw new ArgumentException($"pair {i}: the chosen and rejected rows have different prompt lengths ({prompts[2 * i]} and {prompts[2 * i + 1]})", nameof(pairs));
 
-        Objective.Sample(pairs.Tokens.Span, responses, pairs.SeqLen, prompts, _policyBatch);
+        objective.Sample(pairs.Tokens.Span, responses, pairs.SeqLen, prompts, _policyBatch);
         LossBatch referenceBatch = _policyBatch;
-        if (!Objective.Options.Antithetic)
+        if (!objective.Options.Antithetic)
         {
-            Objective.Sample(pairs.Tokens.Span, responses, pairs.SeqLen, prompts, _referenceBatch);
+            objective.Sample(pairs.Tokens.Span, responses, pairs.SeqLen, prompts, _referenceBatch);
             referenceBatch = _referenceBatch;
         }
         Span<double> policyElbo = _policyElbo.AsSpan(0, responses), referenceElbo = _referenceElbo.AsSpan(0, responses);
         Reference.Forward(referenceBatch.Input, referenceBatch.Batch, referenceBatch.SeqLen, false, default, referenceBatch.Positions, referenceBatch.Targets, referenceBatch.Weights);
-        Objective.Elbos(referenceBatch, Reference.ScoredLosses, referenceElbo);
+        objective.Elbos(referenceBatch, Reference.ScoredLosses, referenceElbo);
         Model.Forward(_policyBatch.Input, _policyBatch.Batch, _policyBatch.SeqLen, false, default, _policyBatch.Positions, _policyBatch.Targets, _policyBatch.Weights);
-        Objective.Elbos(_policyBatch, Model.ScoredLosses, policyElbo);
+        objective.Elbos(_policyBatch, Model.ScoredLosses, policyElbo);
 
         // dLoss/dB_theta(y): +beta dL/ds for the chosen response, -beta dL/ds for the rejected one.
         Span<double> dElbo = responses <= 256 ? stackalloc double[responses] : new double[responses];
         double loss = 0;
-        int correct = 0;
+        int correct = 0, preferred = 0;
         for (int i = 0; i < count; i++)
         {
-            var (score, pairLoss, dScore) = Objective.Pair(policyElbo[2 * i], referenceElbo[2 * i], policyElbo[2 * i + 1], referenceElbo[2 * i + 1]);
+            var (score, pairLoss, dScore) = objective.Pair(policyElbo[2 * i], referenceElbo[2 * i], policyElbo[2 * i + 1], referenceElbo[2 * i + 1]);
             loss += scale * pairLoss;
             if (score > 0) correct++;
+            if (policyElbo[2 * i] > policyElbo[2 * i + 1]) preferred++;
             if (!scores.IsEmpty) scores[i] = score;
-            dElbo[2 * i] = scale * Objective.Options.Beta * dScore;
-            dElbo[2 * i + 1] = -scale * Objective.Options.Beta * dScore;
+            dElbo[2 * i] = scale * objective.Options.Beta * dScore;
+            dElbo[2 * i + 1] = -scale * objective.Options.Beta * dScore;
         }
         if (backward)
         {
@@ -116,7 +143,7 @@ public sealed class PreferenceTrainer : ITrainer
                 weights[j] = (float)(-dElbo[positions[j] / _policyBatch.SeqLen / n] * w[j]);
             Model.BackwardReweighted(weights);
         }
-        return new PreferenceBatchResult(loss, correct, (long)_policyBatch.Batch * _policyBatch.SeqLen);
+        return new PreferenceBatchResult(loss, correct, preferred, (long)_policyBatch.Batch * _policyBatch.SeqLen);
     }
 
     /// <summary>Takes one optimiser step on <see cref="Accumulation"/> micro-batches of pairs; the loss is the mean over pairs.</summary>

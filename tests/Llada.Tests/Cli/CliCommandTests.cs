@@ -111,11 +111,13 @@ public sealed class CliCommandTests(CliTestHost host) : IClassFixture<CliTestHos
     [Fact]
     public async Task Bench_json_reports_the_median_forward_time()
     {
-        var (exit, stdout, stderr) = await CliTestHost.Run("bench", "--model", host.ModelDir, "--seq-len", "16", "--repeat", "2", "--json");
+        var (exit, stdout, stderr) = await CliTestHost.Run("bench", "--model", host.ModelDir, "--seq-len", "16", "--repeat", "2", "--active-block", "4", "--json");
         Assert.True(exit == 0, stderr);
         var json = CliTestHost.Json(stdout);
         Assert.True(json.GetProperty("forward_ms_median").GetDouble() > 0);
         Assert.True(json.GetProperty("gflops").GetDouble() > 0);
+        Assert.Equal(4, json.GetProperty("active_block").GetInt32());
+        Assert.True(json.GetProperty("cached_window_ms_median").GetDouble() > 0);
     }
 
     [Fact]

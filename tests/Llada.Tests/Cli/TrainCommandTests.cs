@@ -128,6 +128,31 @@ public class TrainCommandTests
     }
 
     [Fact]
+    public async Task Prefer_trains_with_vrpo_reports_preference_accuracy_and_rejects_bad_flags()
+    {
+        var (modelDir, _) = SftRunTests.PretrainedModel();
+        string data = PreferenceRunTests.Preferences(), output = RunTestSupport.TempDir();
+        string config = Temp("prefer.json", """{ "base": "sft", "seq_len": 128, "batch_size": 2, "steps": 2, "warmup_steps": 0, "eval_batches": 1 }""");
+        var (code, stdout, stderr) = await Run("prefer", "--model", modelDir, "--data", data, "--valid", data, "--out", output, "--config", config,
+            "--samples", "2", "--allocation", "naive", "--timesteps", "2", "--no-antithetic", "--threads", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("VRPO: beta 0.1, n 2 = 2 timesteps x 1 masks, independent reference draws", stderr);
+        Assert.Contains("finished at step 2/2", stdout);
+        Assert.Contains("preference accuracy", stdout);
+        Assert.True(File.Exists(Path.Combine(output, "loss.svg")));
+
+        (code, _, stderr) = await Run("prefer", "--model", modelDir, "--data", data, "--out", RunTestSupport.TempDir(), "--config", config, "--samples", "4", "--allocation", "naive", "--timesteps", "3");
+        Assert.Equal(1, code);
+        Assert.Contains("divides the sampling budget 4", stderr);
+        (code, _, stderr) = await Run("prefer", "--model", modelDir, "--data", data, "--out", RunTestSupport.TempDir(), "--allocation", "best");
+        Assert.Equal(1, code);
+        Assert.Contains("--allocation must be optimal or naive", stderr);
+        (_, string help, _) = await Run("prefer", "--help");
+        Assert.Contains("llada prefer --model models/llada-tiny-instruct --data data/prefs/train.jsonl", help);
+        Assert.Contains("--no-antithetic", help);
+    }
+
+    [Fact]
     public async Task Tokenizer_train_writes_a_tokenizer_that_train_can_use()
     {
         string data = Corpus(), tokenizerDir = RunTestSupport.TempDir();
