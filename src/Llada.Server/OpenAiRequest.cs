@@ -123,6 +123,7 @@ internal sealed record OpenAiRequest
                 CfgScale = Number(root, "cfg_scale"),
                 Threshold = Number(root, "threshold"),
                 Remasking = String(root, "remasking", "remasking"),
+                Cache = String(root, "cache", "cache"),
             },
         };
     }

@@ -6,6 +6,8 @@ produces the golden fixtures under tests/fixtures/tiny-*/ that the C# implementa
 
 Commands:
   make-fixtures --out tests/fixtures     regenerate every tiny-* fixture (deterministic)
+  make-cached-fixtures --root tests/fixtures
+                                         write expected_generate_cached.json (KV cache trajectories) into each
   selftest --root tests/fixtures         reload fixtures, cross-check logits with a naive loop evaluation
   logits CKPT_DIR --ids 1,2,3            print logits of one sequence (debugging)
   generate CKPT_DIR --prompt 1,2,3 ...   run the reverse process and print the trace (debugging)
@@ -72,31 +74,45 @@ class LladaReference:
         rotated = torch.cat([-x2, x1], dim=-1)
         return x * torch.cos(angles) + rotated * torch.sin(angles)
 
-    def forward(self, input_ids, key_mask=None):
-        """input_ids: [B, T] ints; key_mask: [B, T] bools (True = real token) or None. Returns [B, T, E] float64."""
+    def forward(self, input_ids, key_mask=None, store=None, window=None, cached=None):
+        """input_ids: [B, T] ints; key_mask: [B, T] bools (True = real token) or None. Returns [B, T, E] float64.
+
+        Approximate KV cache (Fast-dLLM): `store`, a list, receives each layer's (k, v) after RoPE,
+        [B, kv_heads, T, head_dim]. With `window` (s, e) and `cached` (such a list from an earlier pass) only
+        positions s..e-1 are run: their queries attend to their own fresh k/v and to the cached k/v of every other
+        position; the result is [B, e - s, E] for those positions.
+        """
         ids = torch.as_tensor(input_ids, dtype=torch.long)
         b, t = ids.shape
-        h = self.w[PREFIX + "wte.weight"][ids]
-        positions = torch.arange(t)  # absolute positions 0..T-1, also for left-padded rows
+        s, e = window if window is not None else (0, t)
+        w = e - s
+        h = self.w[PREFIX + "wte.weight"][ids[:, s:e]]
+        positions = torch.arange(s, e)  # absolute positions, also for left-padded rows
         hd, nh, nkv = self.head_dim, self.n_heads, self.n_kv_heads
         if key_mask is not None:
             km = torch.as_tensor(key_mask, dtype=torch.bool)
         for i in range(self.n_layers):
             p = f"{PREFIX}blocks.{i}."
             x = self._rms(h, self.w[p + "attn_norm.weight"])
-            q = (x @ self.w[p + "q_proj.weight"].T).view(b, t, nh, hd).transpose(1, 2)
-            k = (x @ self.w[p + "k_proj.weight"].T).view(b, t, nkv, hd).transpose(1, 2)
-            v = (x @ self.w[p + "v_proj.weight"].T).view(b, t, nkv, hd).transpose(1, 2)
+            q = (x @ self.w[p + "q_proj.weight"].T).view(b, w, nh, hd).transpose(1, 2)
+            k = (x @ self.w[p + "k_proj.weight"].T).view(b, w, nkv, hd).transpose(1, 2)
+            v = (x @ self.w[p + "v_proj.weight"].T).view(b, w, nkv, hd).transpose(1, 2)
             q = self._rope(q, positions)
             k = self._rope(k, positions)
+            if cached is not None:
+                ck, cv = cached[i]
+                k = torch.cat([ck[:, :, :s], k, ck[:, :, e:]], dim=2)
+                v = torch.cat([cv[:, :, :s], v, cv[:, :, e:]], dim=2)
+            if store is not None:
+                store.append((k, v))
             group = nh // nkv  # query head h reads kv head h // group
             k = k.repeat_interleave(group, dim=1)
             v = v.repeat_interleave(group, dim=1)
-            scores = (q @ k.transpose(-1, -2)) / math.sqrt(hd)  # [B, H, T, T], no causal mask
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(hd)  # [B, H, W, T], no causal mask
             if key_mask is not None:
                 scores = scores.masked_fill(~km[:, None, None, :], float("-inf"))
             attn = torch.softmax(scores, dim=-1) @ v
-            attn = attn.transpose(1, 2).reshape(b, t, nh * hd)
+            attn = attn.transpose(1, 2).reshape(b, w, nh * hd)
             h = h + attn @ self.w[p + "attn_out.weight"].T
             x = self._rms(h, self.w[p + "ff_norm.weight"])
             gate = x @ self.w[p + "ff_proj.weight"].T
@@ -121,7 +137,11 @@ def generate(model, prompt, opts, mask_id):
     """Greedy reverse process. Returns (gen tokens, per-step trace, margin stats).
 
     opts keys: gen_length, steps, block_length, temperature (must be 0), cfg_scale, remasking
-    ("low_confidence"), logits_eos_inf, confidence_eos_eot_inf, eos_id, eot_id, threshold, factor.
+    ("low_confidence"), logits_eos_inf, confidence_eos_eot_inf, eos_id, eot_id, threshold, factor, and optionally
+    cache: None, "prefix" or "dual" (Fast-dLLM approximate KV cache). With a cache the first evaluation of each block
+    is a full pass that stores every position's k/v; later evaluations of the block run only a window with the
+    cached k/v elsewhere: prefix = the block and everything after it (the cached prompt and finished blocks are
+    reused), dual = the block alone (the masked suffix's k/v are reused too).
     """
     if opts["temperature"] != 0 or opts["remasking"] != "low_confidence":
         raise ValueError("reference covers temperature 0 with low_confidence remasking only")
@@ -138,11 +158,27 @@ def generate(model, prompt, opts, mask_id):
     trace = []
     margins = {"min_logit_gap": math.inf, "min_conf_gap": math.inf, "min_conf_rel_gap": math.inf}
 
-    def step_logits():
-        c = model.forward([x])[0]
+    cache_mode = opts.get("cache")
+    if cache_mode not in (None, "prefix", "dual"):
+        raise ValueError(f"unknown cache mode {cache_mode!r}")
+    caches = {}
+
+    def run(seq, branch, first, s0, s1):
+        if cache_mode is None:
+            return model.forward([seq])[0]
+        if first:
+            caches[branch] = []
+            return model.forward([seq], store=caches[branch])[0]
+        end = s1 if cache_mode == "dual" else len(seq)
+        out = torch.zeros(len(seq), model.head.shape[0])  # rows outside the window are never read
+        out[s0:end] = model.forward([seq], window=(s0, end), cached=caches[branch])[0]
+        return out
+
+    def step_logits(first, s0, s1):
+        c = run(x, "conditional", first, s0, s1)
         if opts["cfg_scale"] > 0:
             un = [mask_id] * plen + x[plen:]
-            u = model.forward([un])[0]
+            u = run(un, "unconditional", first, s0, s1)
             c = u + (opts["cfg_scale"] + 1.0) * (c - u)
         if opts["logits_eos_inf"]:
             c = c.clone()
@@ -165,7 +201,7 @@ def generate(model, prompt, opts, mask_id):
                 k_sched = schedule[step_in_block]
             elif not masked:
                 break
-            logits = step_logits()
+            logits = step_logits(step_in_block == 0, s0, s1)
             probs = torch.softmax(logits, dim=-1)
             cand = torch.argmax(logits, dim=-1)  # ties -> lowest token id
             conf = probs.gather(-1, cand[:, None])[:, 0].clone()
@@ -448,8 +484,8 @@ def logits_cases(spec):
     ]
 
 
-def run_case(model, spec, name, desc, prompt, opts):
-    tokens, trace, margins = generate(model, prompt, opts, spec["mask"])
+def run_case(model, spec, name, desc, prompt, opts, mask_id=None):
+    tokens, trace, margins = generate(model, prompt, opts, spec["mask"] if mask_id is None else mask_id)
     return {"name": name, "description": desc, "prompt_ids": prompt, "options": opts,
             "token_ids": tokens, "steps": trace, "margins": margins}
 
@@ -582,6 +618,47 @@ def make_fixtures(out_root, verbose=True):
     return summary
 
 
+CACHED_CASES = ["pure_diffusion", "semi_ar", "uneven_schedule", "cfg", "threshold", "factor"]
+
+
+def cached_cases(model, directory, verbose=True):
+    """The cases of expected_generate.json named in CACHED_CASES, rerun with cache prefix and dual.
+
+    A case whose decisions are too close to call (margins below 1e-3) is left out and reported.
+    """
+    with open(os.path.join(directory, "expected_generate.json")) as f:
+        vanilla = {c["name"]: c for c in json.load(f)["cases"]}
+    out = []
+    for name in CACHED_CASES:
+        if name not in vanilla:  # the MoE fixtures (moe_ref.py) have no threshold / factor cases
+            continue
+        base = vanilla[name]
+        for mode in ("prefix", "dual"):
+            opts = dict(base["options"], cache=mode)
+            case = run_case(model, None, f"{name}/{mode}", f"{base['description']}; {mode} KV cache",
+                            base["prompt_ids"], opts, model.config["mask_token_id"])
+            case["differs_from_uncached"] = case["token_ids"] != base["token_ids"] or case["steps"] != base["steps"]
+            problems = margin_problems(case["name"], case["margins"])
+            if problems:
+                if verbose:
+                    print(f"{directory}: left out {'; '.join(problems)}", file=sys.stderr)
+                continue
+            out.append(case)
+    return out
+
+
+def make_cached_fixtures(root, verbose=True):
+    """Writes expected_generate_cached.json into every tiny-* fixture (the checkpoints are not touched)."""
+    summary = {}
+    for spec in FIXTURES:
+        directory = os.path.join(root, spec["name"])
+        model = LladaReference.load(directory)
+        cases = cached_cases(model, directory, verbose)
+        dump_json(os.path.join(directory, "expected_generate_cached.json"), {"cases": cases})
+        summary[spec["name"]] = {"cases": len(cases), "differ_from_uncached": sum(c["differs_from_uncached"] for c in cases)}
+    return summary
+
+
 def naive_forward(config, tensors, ids, key_mask):
     """Second, loop-by-loop numpy evaluation of the same equations (one row), to cross-check forward()."""
     d, nh = config["d_model"], config["n_heads"]
@@ -661,6 +738,14 @@ def selftest(root):
             tokens, trace, _ = generate(model, case["prompt_ids"], case["options"], model.config["mask_token_id"])
             if tokens != case["token_ids"] or trace != case["steps"]:
                 raise AssertionError(f"{spec['name']}/{case['name']}: replayed trajectory differs")
+        cached_path = os.path.join(directory, "expected_generate_cached.json")
+        if os.path.exists(cached_path):
+            with open(cached_path) as f:
+                cached = json.load(f)["cases"]
+            for case in cached:
+                tokens, trace, _ = generate(model, case["prompt_ids"], case["options"], model.config["mask_token_id"])
+                if tokens != case["token_ids"] or trace != case["steps"]:
+                    raise AssertionError(f"{spec['name']}/{case['name']}: replayed cached trajectory differs")
     return {"max_relative_difference_naive_vs_torch": worst}
 
 
@@ -673,6 +758,8 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     mf = sub.add_parser("make-fixtures")
     mf.add_argument("--out", default="tests/fixtures")
+    mc = sub.add_parser("make-cached-fixtures")
+    mc.add_argument("--root", default="tests/fixtures")
     st = sub.add_parser("selftest")
     st.add_argument("--root", default="tests/fixtures")
     lg = sub.add_parser("logits")
@@ -690,9 +777,12 @@ def main(argv=None):
     gn.add_argument("--eot-id", type=int, default=-1)
     gn.add_argument("--threshold", type=float)
     gn.add_argument("--factor", type=float)
+    gn.add_argument("--cache", choices=["prefix", "dual"])
     a = ap.parse_args(argv)
     if a.cmd == "make-fixtures":
         print(json.dumps(make_fixtures(a.out), indent=2))
+    elif a.cmd == "make-cached-fixtures":
+        print(json.dumps(make_cached_fixtures(a.root), indent=2))
     elif a.cmd == "selftest":
         print(json.dumps(selftest(a.root)))
     elif a.cmd == "logits":
@@ -703,7 +793,7 @@ def main(argv=None):
         opts = {"gen_length": a.gen_length, "steps": a.steps, "block_length": a.block_length, "temperature": 0.0,
                 "cfg_scale": a.cfg_scale, "remasking": "low_confidence", "logits_eos_inf": a.logits_eos_inf,
                 "confidence_eos_eot_inf": a.confidence_eos_eot_inf, "eos_id": m.config["eos_token_id"],
-                "eot_id": a.eot_id, "threshold": a.threshold, "factor": a.factor}
+                "eot_id": a.eot_id, "threshold": a.threshold, "factor": a.factor, "cache": a.cache}
         tokens, trace, margins = generate(m, _ids(a.prompt), opts, m.config["mask_token_id"])
         print(json.dumps({"token_ids": tokens, "steps": trace, "margins": margins}, indent=1))
 

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
+using Llada.Diffusion;
+using Llada.Evaluation;
 using Llada.Model;
 using Llada.Numerics;
 
@@ -16,7 +18,17 @@ internal static class BenchCommand
         {
             Description = "Benchmark a random model of this shape instead of files: d_model,n_layers,n_heads,mlp,vocab (e.g. 1024,8,16,2816,32000).",
         };
-        var dtype = new Option<string>("--dtype") { Description = "Weight dtype of a --synthetic model: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
+        var moe = new Option<string?>("--moe")
+        {
+            Description = "Make the --synthetic model a LLaDA-MoE (every layer MoE, QK-norm): experts,top_k,expert_ff " +
+                          "(e.g. 64,8,1024 as in LLaDA-MoE-7B-A1B); the mlp field of --synthetic is then unused.",
+        };
+        var allExperts = new Option<bool>("--all-experts")
+        {
+            Description = "MoE models: run every expert on every token (unrouted ones weighted 0) instead of only the routed " +
+                          "ones. Same logits; shows what sparse execution saves.",
+        };
+        var dtype = new Option<string>("--dtype") { Description = "Weight dtype of a --synthetic model: f32, bf16, f16 or q8.", DefaultValueFactory = _ => "f32" };
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sequence.", DefaultValueFactory = _ => 256 };
         var batch = new Option<int>("--batch") { Description = "Sequences per forward pass.", DefaultValueFactory = _ => 1 };
         var repeat = new Option<int>("--repeat") { Description = "Timed repetitions (after one warm-up).", DefaultValueFactory = _ => 5 };
@@ -25,18 +37,34 @@ internal static class BenchCommand
             Description = "Also time a pass that needs logits only for this many positions (a sampler's active block); 0 = skip.",
             DefaultValueFactory = _ => 32,
         };
+        var sampling = new Option<string[]>("--sampling")
+        {
+            Description = "Instead of forward passes, time the reverse process on the prompts of these generation task files: vanilla, " +
+                "cache prefix, cache dual, --threshold, and the caches with --threshold (Markdown table; --json for numbers).",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var limit = new Option<int>("--limit") { Description = "--sampling: prompts per task file.", DefaultValueFactory = _ => 8 };
+        var genLength = new Option<int?>("--gen-length") { Description = "--sampling: answer canvas (default: each task's gen_length)." };
+        var blockLength = new Option<int>("--block-length") { Description = "--sampling: block length (at most gen_length).", DefaultValueFactory = _ => 32 };
+        var threshold = new Option<double>("--threshold") { Description = "--sampling: confidence threshold of the parallel-decoding rows.", DefaultValueFactory = _ => 0.9 };
         var threads = ModelSource.ThreadsOption();
         var json = ModelSource.JsonOption();
         var command = new Command("bench",
             "Time a full forward pass over --seq-len tokens with logits at every position (the work a reference implementation does) " +
-            "and report the median and the achieved GFLOP/s.\n" +
-            "Examples:\n  llada bench --model DIR --seq-len 256 --repeat 5 --json\n  llada bench --synthetic 1024,8,16,2816,32000 --dtype bf16")
+            "and report the median and the achieved GFLOP/s; also a pass with logits for the last --active-block positions only, " +
+            "and a KV-cache window pass that runs those positions alone (the later steps of --cache dual).\n" +
+            "With --sampling, time whole generations instead (tokens/s, forward passes, agreement with vanilla, task accuracy).\n" +
+            "Examples:\n  llada bench --model DIR --seq-len 256 --repeat 5 --json\n  llada bench --synthetic 1024,8,16,2816,32000 --dtype bf16\n" +
+            "  llada bench --synthetic 1024,4,16,0,32000 --moe 64,8,512 --dtype bf16 [--all-experts]\n" +
+            "  llada bench --sampling data/eval/arith.jsonl data/eval/reverse.jsonl --limit 8 --gen-length 64")
         {
-            model, synthetic, dtype, seqLen, batch, repeat, activeBlock, threads, json,
+            model, synthetic, moe, allExperts, dtype, seqLen, batch, repeat, activeBlock, sampling, limit, genLength, blockLength, threshold, threads, json,
         };
         CliAction.Set(command, (parse, ctx, token) =>
         {
             ModelSource.ApplyThreads(parse.GetValue(threads));
+            if (parse.GetValue(sampling) is { Length: > 0 } taskFiles)
+                return Task.FromResult(RunSampling(parse, ctx, token, model, taskFiles, limit, genLength, blockLength, threshold, json));
             int t = parse.GetValue(seqLen), b = parse.GetValue(batch), r = parse.GetValue(repeat), active = parse.GetValue(activeBlock);
             if (t < 1 || b < 1 || r < 1) throw new ArgumentException("--seq-len, --batch and --repeat must be at least 1");
             string? shape = parse.GetValue(synthetic);
@@ -48,13 +76,15 @@ internal static class BenchCommand
                 {
                     tempDir = Directory.CreateTempSubdirectory("llada-bench-").FullName;
                     dir = Path.Combine(tempDir, "model");
-                    var config = ParseShape(shape, Math.Max(t, 256));
+                    var config = ParseShape(shape, Math.Max(t, 256), parse.GetValue(moe));
                     ctx.Error.WriteLine($"writing a random {shape} model ({parse.GetValue(dtype)}) to {dir} ...");
                     SyntheticCheckpoint.Write(dir, config, ParseDType(parse.GetValue(dtype)!), cancellationToken: token);
                 }
+                else if (parse.GetValue(moe) is not null) throw new ArgumentException("--moe shapes a --synthetic model; give --synthetic too");
                 else dir = ModelSource.Resolve(parse.GetValue(model));
 
                 using var predictor = MaskPredictor.Load(dir);
+                predictor.RunAllExperts = parse.GetValue(allExperts);
                 var c = predictor.Config;
                 if (t > c.MaxSequenceLength) throw new ArgumentException($"--seq-len {t} exceeds the model's max_sequence_length {c.MaxSequenceLength}");
                 var tokens = new int[b * t];
@@ -65,12 +95,15 @@ internal static class BenchCommand
 
                 double fullMs = Median(TimeRuns(() => predictor.Forward(tokens, b, t, default, all, logits, token), r));
                 double flops = ForwardFlops(c, t, t) * b;
-                double? activeMs = null;
+                double? activeMs = null, windowMs = null;
                 int activeLen = Math.Min(active, t);
                 if (activeLen > 0)
                 {
                     var block = Enumerable.Range(t - activeLen, activeLen).ToArray();
                     activeMs = Median(TimeRuns(() => predictor.Forward(tokens, b, t, default, block, logits, token), r));
+                    var cache = predictor.CreateCache(b, t);
+                    predictor.ForwardFillingCache(tokens, b, t, default, block, logits, cache, token);
+                    windowMs = Median(TimeRuns(() => predictor.ForwardWindow(tokens, b, t, default, cache, t - activeLen, t, block, logits, token), r));
                 }
                 double gflops = flops / (fullMs * 1e6);
                 if (parse.GetValue(json))
@@ -80,18 +113,25 @@ internal static class BenchCommand
                         gflops, // unrounded: a tiny model on a busy machine can be below 0.05
                         active_block = activeLen,
                         active_block_ms_median = activeMs is null ? (double?)null : Math.Round(activeMs.Value, 2),
+                        cached_window_ms_median = windowMs is null ? (double?)null : Math.Round(windowMs.Value, 2),
                         seq_len = t,
                         batch = b,
                         repeat = r,
                         threads = Parallelism.ThreadCount,
-                        dtype = predictor.Checkpoint.DType?.ToString(),
+                        dtype = predictor.Checkpoint.Describe().DTypeSummary,
                         parameters = predictor.Checkpoint.ParameterCount,
+                        active_parameters = predictor.Checkpoint.ActiveParameterCount,
+                        moe = c.Moe is null ? null : $"{c.Moe.NumExperts} experts, top-{c.Moe.ExpertsPerToken}, width {c.Moe.ExpertIntermediateSize}",
+                        all_experts = predictor.RunAllExperts,
                     }));
                 else
                 {
                     ctx.Output.WriteLine($"full forward ({b}x{t} tokens, logits everywhere): median {fullMs:0.0} ms, {gflops:0.0} GFLOP/s");
                     if (activeMs is not null)
+                    {
                         ctx.Output.WriteLine($"active block ({activeLen} logit positions):       median {activeMs:0.0} ms");
+                        ctx.Output.WriteLine($"cached window ({activeLen} positions run, KV cache): median {windowMs:0.0} ms");
+                    }
                 }
                 return Task.FromResult(0);
             }
@@ -103,22 +143,80 @@ internal static class BenchCommand
         return command;
     }
 
-    /// <summary>Multiply-add FLOPs (2 per MAC) of one sequence of <paramref name="t"/> tokens with logits at <paramref name="logitRows"/> positions.</summary>
-    public static double ForwardFlops(LladaConfig c, int t, int logitRows)
+    private static int RunSampling(ParseResult parse, CommandContext ctx, CancellationToken token, Option<string?> model, string[] taskFiles,
+        Option<int> limit, Option<int?> genLength, Option<int> blockLength, Option<double> threshold, Option<bool> json)
     {
-        double d = c.DModel, kvd = c.NKvHeads * c.HeadDim, mlp = c.MlpHiddenSize;
-        double perLayer = 2.0 * t * (2 * d * d + 2 * d * kvd + 3 * d * mlp) + 4.0 * t * t * d;
-        return c.NLayers * perLayer + 2.0 * logitRows * d * c.EmbeddingSize;
+        int lim = parse.GetValue(limit), block = parse.GetValue(blockLength);
+        double tau = parse.GetValue(threshold);
+        if (lim < 1) throw new ArgumentException($"--limit must be at least 1 (got {lim})");
+        if (block < 1) throw new ArgumentException($"--block-length must be at least 1 (got {block})");
+        if (parse.GetValue(genLength) is < 1) throw new ArgumentException("--gen-length must be at least 1");
+        var tasks = taskFiles.Select(f => TaskFile.Load(f)).ToList();
+        if (tasks.FirstOrDefault(x => x.Type != EvalTaskType.Generate) is { } wrong)
+            throw new ArgumentException($"--sampling needs generation tasks; {wrong.Path} is a {EvalTask.TypeName(wrong.Type)} task");
+        tasks = tasks.Select(x => x.Take(lim)).ToList();
+        using var evaluated = EvaluatedModel.Load(ModelSource.Resolve(parse.GetValue(model)), ModelKind.Diffusion);
+        var settings = SamplingBench.Settings(tau);
+        var totals = SamplingBench.Run(evaluated, tasks, settings, parse.GetValue(genLength), block, ctx.Error, token);
+        if (parse.GetValue(json))
+            ctx.Output.WriteLine(JsonSerializer.Serialize(new
+            {
+                model = evaluated.Name,
+                tasks = taskFiles,
+                limit = lim,
+                block_length = block,
+                threads = Parallelism.ThreadCount,
+                settings = settings.Select((s, i) => new
+                {
+                    name = s.Name,
+                    cache = KvCacheModeNames.Name(s.Cache),
+                    threshold = s.Threshold,
+                    seconds = Math.Round(totals[i].Seconds, 3),
+                    canvas_tokens = totals[i].CanvasTokens,
+                    tokens_per_second = Math.Round(totals[i].CanvasTokens / totals[i].Seconds, 2),
+                    full_passes = totals[i].FullPasses,
+                    window_passes = totals[i].WindowPasses,
+                    prompts = totals[i].Prompts,
+                    same_answer_as_vanilla = totals[i].SameAsVanilla,
+                    correct = totals[i].Correct,
+                }),
+            }));
+        else ctx.Output.Write(SamplingBench.Table(settings, totals));
+        return 0;
     }
 
-    private static LladaConfig ParseShape(string shape, int maxSeq)
+    /// <summary>
+    /// Multiply-add FLOPs (2 per MAC) of one sequence of <paramref name="t"/> tokens with logits at <paramref name="logitRows"/>
+    /// positions. A MoE layer counts the router and the routed (top-k) and shared experts only: the useful work.
+    /// </summary>
+    public static double ForwardFlops(LladaConfig c, int t, int logitRows)
+    {
+        double d = c.DModel, kvd = c.NKvHeads * c.HeadDim;
+        double total = 2.0 * logitRows * d * c.EmbeddingSize;
+        for (int i = 0; i < c.NLayers; i++)
+        {
+            double mlpMacs = c.Moe is { } m && m.MoeLayers[i]
+                ? 3 * d * ((double)m.ExpertsPerToken * m.ExpertIntermediateSize + m.SharedExpertIntermediateSize) + d * m.NumExperts
+                : 3 * d * c.MlpHiddenSize;
+            total += 2.0 * t * (2 * d * d + 2 * d * kvd + mlpMacs) + 4.0 * t * t * d;
+        }
+        return total;
+    }
+
+    internal static LladaConfig ParseShape(string shape, int maxSeq, string? moe = null)
     {
         var parts = shape.Split(',', StringSplitOptions.TrimEntries);
-        if (parts.Length != 5 || parts.Any(p => !int.TryParse(p, out int v) || v < 1))
-            throw new ArgumentException($"--synthetic '{shape}': expected five positive integers d_model,n_layers,n_heads,mlp,vocab");
+        if (parts.Length != 5 || parts.Select((p, i) => !int.TryParse(p, out int v) || v < (i == 3 && moe is not null ? 0 : 1)).Any(bad => bad))
+            throw new ArgumentException($"--synthetic '{shape}': expected five integers d_model,n_layers,n_heads,mlp,vocab (mlp may be 0 with --moe)");
         int[] v = parts.Select(int.Parse).ToArray();
         if (v[0] % v[2] != 0) throw new ArgumentException($"--synthetic: d_model {v[0]} is not divisible by n_heads {v[2]}");
-        return SyntheticCheckpoint.Config(v[0], v[1], v[2], v[3], v[4], maxSeq: maxSeq);
+        if (moe is null) return SyntheticCheckpoint.Config(v[0], v[1], v[2], v[3], v[4], maxSeq: maxSeq);
+        var m = moe.Split(',', StringSplitOptions.TrimEntries);
+        if (m.Length != 3 || m.Any(p => !int.TryParse(p, out int x) || x < 1))
+            throw new ArgumentException($"--moe '{moe}': expected three positive integers experts,top_k,expert_ff");
+        int[] e = m.Select(int.Parse).ToArray();
+        if (e[1] > e[0]) throw new ArgumentException($"--moe: top_k {e[1]} exceeds the number of experts {e[0]}");
+        return SyntheticCheckpoint.MoeConfig(v[0], v[1], v[2], e[0], e[1], e[2], v[4], maxSeq: maxSeq);
     }
 
     internal static DType ParseDType(string name) => name.ToLowerInvariant() switch
@@ -126,7 +224,8 @@ internal static class BenchCommand
         "f32" or "float32" => DType.F32,
         "bf16" or "bfloat16" => DType.BF16,
         "f16" or "float16" => DType.F16,
-        _ => throw new ArgumentException($"dtype '{name}' is unknown; use f32, bf16 or f16"),
+        "q8" or "q8_0" => DType.Q8_0,
+        _ => throw new ArgumentException($"dtype '{name}' is unknown; use f32, bf16, f16 or q8"),
     };
 
     private static double[] TimeRuns(Action run, int repeat)

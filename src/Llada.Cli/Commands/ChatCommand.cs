@@ -172,7 +172,7 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
             case "/help":
                 console.MarkupLine(
                     "[bold]/reset[/] forget the conversation   [bold]/system TEXT[/] new system prompt (clears history)\n" +
-                    "[bold]/set KEY VALUE[/] change a knob: steps, gen_length, block_length, temperature, cfg_scale, remasking, threshold, seed, visualize\n" +
+                    "[bold]/set KEY VALUE[/] change a knob: steps, gen_length, block_length, temperature, cfg_scale, remasking, threshold, cache, seed, visualize\n" +
                     "[bold]/show[/] current settings   [bold]/exit[/] leave   Ctrl-C cancels an answer");
                 return true;
             case "/set" when parts.Length == 3:
@@ -213,6 +213,7 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
             "cfg_scale" => _options with { CfgScale = double.Parse(value, inv) },
             "threshold" => _options with { Threshold = value is "off" or "none" ? null : double.Parse(value, inv) },
             "seed" => _options with { Seed = int.Parse(value, inv) },
+            "cache" => _options with { Cache = KvCacheModeNames.Parse(value) },
             "remasking" => value switch
             {
                 "low_confidence" => _options with { Remasking = Remasking.LowConfidence },
@@ -231,6 +232,6 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
         var o = _options;
         console.MarkupLine($"[grey]gen_length {o.GenLength}, steps {o.Steps}, block_length {o.BlockLength}, temperature {o.Temperature.ToString(CultureInfo.InvariantCulture)}, " +
             $"cfg_scale {o.CfgScale.ToString(CultureInfo.InvariantCulture)}, remasking {(o.Remasking == Remasking.Random ? "random" : "low_confidence")}, " +
-            $"threshold {(o.Threshold is { } t ? t.ToString(CultureInfo.InvariantCulture) : "off")}, seed {o.Seed}, visualize {(_visualize ? "on" : "off")}[/]");
+            $"threshold {(o.Threshold is { } t ? t.ToString(CultureInfo.InvariantCulture) : "off")}, cache {KvCacheModeNames.Name(o.Cache)}, seed {o.Seed}, visualize {(_visualize ? "on" : "off")}[/]");
     }
 }

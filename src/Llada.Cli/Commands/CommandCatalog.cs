@@ -16,6 +16,7 @@ internal static class CommandCatalog
         yield return TokenizeCommands.Tokenize();
         yield return TokenizeCommands.Detokenize();
         yield return BenchCommand.Create();
+        foreach (var command in WeightsCommands.All()) yield return command;
         yield return PlotCommand.Create();
         foreach (var command in TrainCommands.All()) yield return command;
     }

@@ -133,7 +133,7 @@ internal static class EvalCommand
                 ["temperature"] = baseGeneration.Temperature, ["remasking"] = parse.GetValue(sampling.Remasking),
                 ["threshold"] = baseGeneration.Threshold, ["factor"] = baseGeneration.Factor,
                 ["logits_eos_inf"] = baseGeneration.LogitsEosInf, ["confidence_eos_eot_inf"] = baseGeneration.ConfidenceEosEotInf,
-                ["early_exit"] = baseGeneration.EarlyExit,
+                ["early_exit"] = baseGeneration.EarlyExit, ["cache"] = KvCacheModeNames.Name(baseGeneration.Cache),
             };
             foreach (var task in loadedTasks)
                 settings[$"gen_length.{task.Name}"] = task.Type == EvalTaskType.Generate ? GenerationFor(task).GenLength : null;

@@ -33,7 +33,11 @@ internal static class GenerateCommand
             ModelSource.ApplyThreads(parse.GetValue(threads));
             string? text = parse.GetValue(prompt), ids = parse.GetValue(promptIds);
             if ((text is null) == (ids is null)) throw new ArgumentException("give exactly one of --prompt TEXT or --prompt-ids 1,2,3");
-            using var loaded = ModelSource.Load(parse.GetValue(model));
+            string dir = ModelSource.Resolve(parse.GetValue(model));
+            if (ModelSource.IsAutoregressive(dir))
+                return Task.FromResult(GenerateAutoregressive(dir, text, ids, parse.GetValue(noTemplate), sampling, parse,
+                    parse.GetValue(json), ctx, token));
+            using var loaded = ModelSource.Load(dir);
             int[] promptTokens = ids is not null
                 ? ModelSource.ParseIds(ids, "--prompt-ids")
                 : EncodePrompt(loaded.RequireTokenizer("use --prompt-ids"), text!, parse.GetValue(noTemplate));
@@ -59,16 +63,52 @@ internal static class GenerateCommand
                     text = answerText,
                     elapsed_ms = Math.Round(watch.Elapsed.TotalMilliseconds, 1),
                     forward_passes = result.ForwardPasses,
+                    window_passes = result.WindowPasses,
                 }));
             }
             else
             {
                 ctx.Output.WriteLine(answerText ?? string.Join(",", answer));
-                ctx.Error.WriteLine($"[{answer.Length} tokens, {result.Steps} steps, {result.ForwardPasses} forward passes, {watch.Elapsed.TotalSeconds:0.00} s]");
+                ctx.Error.WriteLine($"[{answer.Length} tokens, {result.Steps} steps, {result.ForwardPasses} forward passes{(result.WindowPasses > 0 ? $" ({result.WindowPasses} cached-window)" : "")}, {watch.Elapsed.TotalSeconds:0.00} s]");
             }
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>
+    /// The AR baseline decodes left to right, one token per forward pass, until EOS / end-of-turn or --gen-length
+    /// tokens; of the sampler options only --gen-length, --temperature and --seed apply.
+    /// </summary>
+    private static int GenerateAutoregressive(string dir, string? text, string? ids, bool noTemplate, SamplingOptions sampling,
+        ParseResult parse, bool json, CommandContext ctx, CancellationToken token)
+    {
+        int gen = parse.GetValue(sampling.GenLength);
+        if (gen < 1) throw new ArgumentException($"--gen-length must be at least 1 (got {gen})");
+        using var model = Llada.Evaluation.EvaluatedModel.Load(dir, Llada.Evaluation.ModelKind.Autoregressive);
+        int[] promptTokens = ids is not null ? ModelSource.ParseIds(ids, "--prompt-ids") : EncodePrompt(model.Tokenizer, text!, noTemplate);
+        var watch = Stopwatch.StartNew();
+        int[] answer = new Llada.Evaluation.AutoregressiveDecoder(model.Predictor).Generate(promptTokens, gen,
+            parse.GetValue(sampling.Temperature), parse.GetValue(sampling.Seed), model.EosTokenId, model.EndOfTurnTokenId,
+            cancellationToken: token);
+        watch.Stop();
+        string answerText = model.Tokenizer.Decode(answer, skipSpecialTokens: true);
+        if (json)
+            ctx.Output.WriteLine(JsonSerializer.Serialize(new
+            {
+                prompt_ids = promptTokens,
+                token_ids = answer, // like the diffusion path: the tokens after the prompt (here cut at the stop token)
+                text = answerText,
+                elapsed_ms = Math.Round(watch.Elapsed.TotalMilliseconds, 1),
+                forward_passes = answer.Length + (answer.Length < gen ? 1 : 0),
+                model_kind = "autoregressive",
+            }));
+        else
+        {
+            ctx.Output.WriteLine(answerText);
+            ctx.Error.WriteLine($"[autoregressive baseline: {answer.Length} tokens left to right, {watch.Elapsed.TotalSeconds:0.00} s]");
+        }
+        return 0;
     }
 
     /// <summary>A user turn in the chat template (when the tokenizer has or implies one), else plain text with BOS if the tokenizer adds it.</summary>

@@ -81,25 +81,31 @@ internal static class ModelSource
     }
 
     /// <summary>
-    /// A directory written by `llada train --objective ar` holds a causal (autoregressive) baseline: the diffusion
-    /// sampler would run it bidirectionally and produce nonsense, so refuse it with a clear message. Only the
-    /// training state records the objective; a copy without training_state.json cannot be recognised.
+    /// True when <paramref name="dir"/> holds an autoregressive baseline (`llada train --objective ar`): its config.json
+    /// says "llada_objective": "ar", or its training state records the objective.
     /// </summary>
-    private static void RejectAutoregressiveRun(string dir)
+    public static bool IsAutoregressive(string dir)
     {
-        Llada.Evaluation.ModelKind kind;
         try
         {
-            kind = Llada.Evaluation.EvaluatedModel.DetectKind(dir);
+            return Llada.Evaluation.EvaluatedModel.DetectKind(dir) == Llada.Evaluation.ModelKind.Autoregressive;
         }
         catch (InvalidDataException)
         {
-            return; // a damaged training state is the training command's concern, not inference's
+            return false; // a damaged training state is the training command's concern, not inference's
         }
-        if (kind == Llada.Evaluation.ModelKind.Autoregressive)
+    }
+
+    /// <summary>
+    /// The diffusion sampler would run an AR baseline bidirectionally and produce nonsense, so the commands without an
+    /// autoregressive path refuse it with a clear message.
+    /// </summary>
+    private static void RejectAutoregressiveRun(string dir)
+    {
+        if (IsAutoregressive(dir))
             throw new NotSupportedException(
-                $"'{dir}' is an autoregressive baseline (trained with --objective ar); the diffusion commands would run it " +
-                "without its causal mask. Use `llada eval` for AR checkpoints; sampling them with generate/score is not implemented yet.");
+                $"'{dir}' is an autoregressive baseline (trained with --objective ar); this command would run it " +
+                "without its causal mask. `llada generate`, `llada score` and `llada eval` handle AR checkpoints.");
     }
 
     /// <summary>A loaded model with its tokenizer (null when the directory has none).</summary>

@@ -45,6 +45,12 @@ internal sealed class SamplingOptions
     {
         Description = "Parallel decoding (Fast-dLLM factor rule): commit the n most confident while c_n >= 1 - f/(n+1).",
     };
+    public readonly Option<string> Cache = new("--cache")
+    {
+        Description = "Approximate KV cache (Fast-dLLM): none; prefix = later steps of a block rerun only the block and what follows, " +
+            "reusing the prompt's keys/values from the block's first step; dual = rerun only the block. Faster, slightly different output.",
+        DefaultValueFactory = _ => "none",
+    };
     public readonly Option<bool> EarlyExit = new("--early-exit")
     {
         Description = "Stop once a finished block holds EOS / end-of-turn (beyond the paper; the text answer is the same up to the EOS).",
@@ -52,7 +58,7 @@ internal sealed class SamplingOptions
     public readonly Option<int> Seed = new("--seed") { Description = "Random seed (same seed, same output).", DefaultValueFactory = _ => 0 };
 
     public IEnumerable<Option> All() =>
-        [GenLength, Steps, BlockLength, Temperature, CfgScale, Remasking, LogitsEosInf, ConfidenceEosEotInf, Threshold, Factor, EarlyExit, Seed];
+        [GenLength, Steps, BlockLength, Temperature, CfgScale, Remasking, LogitsEosInf, ConfidenceEosEotInf, Threshold, Factor, Cache, EarlyExit, Seed];
 
     public void AddTo(Command command)
     {
@@ -89,6 +95,7 @@ internal sealed class SamplingOptions
             Threshold = parse.GetValue(Threshold),
             Factor = parse.GetValue(Factor),
             EarlyExit = parse.GetValue(EarlyExit),
+            Cache = KvCacheModeNames.Parse(parse.GetValue(Cache), "--cache"),
         };
         if (remaskingName == "ar")
         {

@@ -48,7 +48,11 @@ internal static class ScoreCommand
             int given = (aText is null ? 0 : 1) + (aIds is null ? 0 : 1) + (choiceTexts.Length > 0 ? 1 : 0);
             if (given != 1) throw new ArgumentException("give exactly one of --answer TEXT, --answer-ids 1,2,3 or --choices A B ...");
 
-            using var loaded = ModelSource.Load(parse.GetValue(model));
+            string dir = ModelSource.Resolve(parse.GetValue(model));
+            if (ModelSource.IsAutoregressive(dir))
+                return Task.FromResult(ScoreAutoregressive(dir, pText, pIds, aText, aIds, choiceTexts, parse.GetValue(noTemplate),
+                    parse.GetValue(json), ctx, token));
+            using var loaded = ModelSource.Load(dir);
             int[] promptTokens = pIds is not null
                 ? ModelSource.ParseIds(pIds, "--prompt-ids")
                 : GenerateCommand.EncodePrompt(loaded.RequireTokenizer("use --prompt-ids"), pText!, parse.GetValue(noTemplate));
@@ -91,6 +95,40 @@ internal static class ScoreCommand
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>The AR baseline's likelihood is exact (one causal forward pass), so there is no sampling and no error bar.</summary>
+    private static int ScoreAutoregressive(string dir, string? pText, string? pIds, string? aText, string? aIds, string[] choiceTexts,
+        bool noTemplate, bool json, CommandContext ctx, CancellationToken token)
+    {
+        using var model = Llada.Evaluation.EvaluatedModel.Load(dir, Llada.Evaluation.ModelKind.Autoregressive);
+        int[] promptTokens = pIds is not null
+            ? ModelSource.ParseIds(pIds, "--prompt-ids")
+            : GenerateCommand.EncodePrompt(model.Tokenizer, pText!, noTemplate);
+        var likelihood = new Llada.Evaluation.AutoregressiveLikelihood(model.Predictor);
+        if (choiceTexts.Length > 0)
+        {
+            var ranked = choiceTexts
+                .Select((c, i) => (Index: i, LogLikelihood: likelihood.LogLikelihood(promptTokens, EncodeAnswer(model.Tokenizer, c, "--choices"), token)))
+                .OrderByDescending(r => r.LogLikelihood).ToArray();
+            if (json)
+                ctx.Output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    ranking = ranked.Select(r => new { index = r.Index, choice = choiceTexts[r.Index], log_likelihood = r.LogLikelihood, std_error = 0.0 }),
+                    model_kind = "autoregressive",
+                }));
+            else
+                foreach (var r in ranked)
+                    ctx.Output.WriteLine($"{r.LogLikelihood,10:0.000} (exact)  {choiceTexts[r.Index]}");
+            return 0;
+        }
+        int[] answerTokens = aIds is not null ? ModelSource.ParseIds(aIds, "--answer-ids") : EncodeAnswer(model.Tokenizer, aText!, "--answer");
+        double ll = likelihood.LogLikelihood(promptTokens, answerTokens, token);
+        if (json)
+            ctx.Output.WriteLine(JsonSerializer.Serialize(new { log_likelihood = ll, std_error = 0.0, model_kind = "autoregressive" }));
+        else
+            ctx.Output.WriteLine($"log p(answer | prompt) = {ll:0.000} (exact: autoregressive baseline, {answerTokens.Length} answer tokens)");
+        return 0;
     }
 
     private static int[] EncodeAnswer(Tokenization.Tokenizer tokenizer, string text, string option)

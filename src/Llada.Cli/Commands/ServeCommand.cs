@@ -23,7 +23,7 @@ internal static class ServeCommand
         var command = new Command("serve",
             "Serve the model over an OpenAI-compatible HTTP API: GET /health, GET /v1/models, POST /v1/chat/completions, POST /v1/completions\n" +
             "(stream true|false). Sampling options set the defaults; requests may override max_tokens, temperature, seed, stop, n and the\n" +
-            "LLaDA fields steps, block_length, remasking, cfg_scale, threshold.\n" +
+            "LLaDA fields steps, block_length, remasking, cfg_scale, threshold, cache.\n" +
             "Examples:\n  llada serve\n  llada serve --port 9000 --api-key secret --gen-length 128 --block-length 32")
         {
             model, host, port, apiKey, maxQueue, maxTokens, maxPrompt, threads,

@@ -3,15 +3,16 @@ using System.Globalization;
 using Llada.Cli.Training;
 using Llada.Numerics;
 using Llada.Tokenization;
+using Llada.Diffusion;
 using Llada.Training.Runs;
 
 namespace Llada.Cli.Commands;
 
-/// <summary>`llada train`, `llada sft` and `llada tokenizer train`.</summary>
+/// <summary>`llada train`, `llada sft`, `llada prefer`, `llada vrpo-variance` and `llada tokenizer train`.</summary>
 public static class TrainCommands
 {
     /// <summary>The training commands, in `--help` order.</summary>
-    public static IEnumerable<Command> All() => [Train(), Sft(), Tokenizer()];
+    public static IEnumerable<Command> All() => [Train(), Sft(), Prefer(), VrpoVariance(), Tokenizer()];
 
     private static Option<string> OutOption(string what) => new("--out", "-o")
     {
@@ -52,9 +53,10 @@ public static class TrainCommands
             Description = "Stop after this many steps with a checkpoint (the schedule still targets --steps); continue later with --resume.",
         };
 
-        public void AddTo(Command command)
+        public void AddTo(Command command, bool objective = true)
         {
-            foreach (var o in new Option[] { Resume, Steps, Objective, Threads, Seed, SaveDType, StopAfter }) command.Options.Add(o);
+            foreach (var o in new Option[] { Resume, Steps, Objective, Threads, Seed, SaveDType, StopAfter })
+                if (objective || o != Objective) command.Options.Add(o);
         }
 
         public RunConfig Apply(ParseResult parse, RunConfig config)
@@ -176,6 +178,149 @@ public static class TrainCommands
                 SaveDType = common.ParseSaveDType(parse), StopAfterStep = parse.GetValue(common.StopAfter), SkipLong = parse.GetValue(skipLong),
             };
             return await Task.Run(() => Execute(ctx, "sft", token, () => RunSetup.Prepare(request, null, token)), CancellationToken.None);
+        });
+        return command;
+    }
+
+    /// <summary>Optimiser defaults of `llada prefer`: a short constant-rate run on small pair batches.</summary>
+    private static readonly RunConfig PreferDefaults = RunConfig.Sft with
+    {
+        Name = "prefer", SeqLen = 64, LearningRate = 2e-5, WarmupSteps = 5, DecayFraction = 0.1, BatchSize = 4, Steps = 100,
+        EvalInterval = 25, EvalBatches = 8, CheckpointInterval = 25,
+    };
+
+    private sealed class VrpoFlags
+    {
+        public readonly Option<double> Beta = new("--beta") { Description = "DPO temperature beta.", DefaultValueFactory = _ => 0.1 };
+        public readonly Option<int> Samples = new("--samples", "-n")
+        {
+            Description = "Sampling budget n: masked copies per response for each ELBO estimate (policy and reference each).", DefaultValueFactory = _ => 8,
+        };
+        public readonly Option<string> Allocation = new("--allocation")
+        {
+            Description = "optimal: n distinct timesteps with one mask each (LLaDA 1.5); naive: --timesteps timesteps with n / timesteps masks each.",
+            DefaultValueFactory = _ => "optimal",
+        };
+        public readonly Option<int> Timesteps = new("--timesteps") { Description = "Timesteps of --allocation naive (must divide --samples).", DefaultValueFactory = _ => 1 };
+        public readonly Option<bool> NoAntithetic = new("--no-antithetic")
+        {
+            Description = "Draw the reference's timesteps and masks independently of the policy's (ablation; by default both share them).",
+        };
+
+        public void AddTo(Command command)
+        {
+            foreach (var o in new Option[] { Beta, Samples, Allocation, Timesteps, NoAntithetic }) command.Options.Add(o);
+        }
+
+        public VrpoOptions Parse(ParseResult parse)
+        {
+            var allocation = parse.GetValue(Allocation)?.ToLowerInvariant() switch
+            {
+                "optimal" => Llada.Diffusion.ElboAllocation.Optimal,
+                "naive" => Llada.Diffusion.ElboAllocation.Naive,
+                var other => throw new ArgumentException($"--allocation must be optimal or naive, not '{other}'"),
+            };
+            var options = new VrpoOptions
+            {
+                Beta = parse.GetValue(Beta), Samples = parse.GetValue(Samples), Allocation = allocation, Timesteps = parse.GetValue(Timesteps),
+                Antithetic = !parse.GetValue(NoAntithetic),
+            };
+            options.Validate();
+            return options;
+        }
+    }
+
+    private static Command Prefer()
+    {
+        var common = new Common();
+        var vrpo = new VrpoFlags();
+        var model = new Option<string>("--model", "-m")
+        {
+            Description = "Fine-tuned model directory to start from (the --out of `llada sft`); it is also the frozen reference model.",
+            Required = true,
+        };
+        var config = new Option<string?>("--config", "-c")
+        {
+            Description = "Optimiser settings as a JSON file, e.g. {\"base\": \"sft\", \"lr\": 1e-5, \"steps\": 200, \"batch_size\": 4, \"seq_len\": 64}. " +
+                "batch_size counts pairs. Default: lr 2e-5, 5 warm-up steps, batch 4 pairs, 64-token rows, 100 steps, evaluation and checkpoint every 25.",
+        };
+        var lr = new Option<double?>("--lr") { Description = "Peak learning rate (overrides the config's `lr`)." };
+        var data = DataOption("Preference pairs as JSON lines: {\"prompt\": ..., \"chosen\": ..., \"rejected\": ...} or " +
+            "{\"messages\": [...history ending with the user...], \"chosen\": ..., \"rejected\": ...}. Example: --data data/prefs/train.jsonl");
+        var valid = ValidOption("Held-out pairs: each evaluation reports the DPO loss and the share of pairs whose chosen answer has the higher ELBO. Example: --valid data/prefs/valid.jsonl");
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer directory (default: --model). Its chat template formats the prompts." };
+        var skipLong = new Option<bool>("--skip-long") { Description = "Leave out pairs longer than seq_len instead of stopping with an error." };
+        var output = OutOption("the preference-tuned Hugging Face model directory plus training state, metrics.jsonl and loss.svg");
+        var command = new Command("prefer",
+            "Preference optimisation with VRPO (LLaDA 1.5): DPO where log-likelihoods are ELBO estimates, " +
+            "-log sigmoid(beta [(B(y_w) - B_ref(y_w)) - (B(y_l) - B_ref(y_l))]), against the frozen starting model. " +
+            "Variance reduction: sampling budget --samples, optimal allocation (n timesteps x 1 mask) and antithetic sampling " +
+            "(policy and reference share timesteps and masks); --allocation naive and --no-antithetic switch them off. " +
+            "Progress, metrics.jsonl, loss.svg, atomic checkpoints, Ctrl-C save and exact --resume work as in `llada sft`.\n\n" +
+            "Examples:\n" +
+            "  llada prefer --model models/llada-tiny-instruct --data data/prefs/train.jsonl --valid data/prefs/valid.jsonl --out runs/vrpo\n" +
+            "  llada prefer --model models/llada-tiny-instruct --data data/prefs/train.jsonl --out runs/vrpo-naive --allocation naive --no-antithetic\n" +
+            "  llada prefer --model models/llada-tiny-instruct --data data/prefs/train.jsonl --out runs/vrpo --resume");
+        foreach (var o in new Option[] { model, config, lr, data, valid, tokenizer, skipLong, output }) command.Options.Add(o);
+        vrpo.AddTo(command);
+        common.AddTo(command, objective: false);
+        CliAction.Set(command, async (parse, ctx, token) =>
+        {
+            var runConfig = parse.GetValue(config) is { } path ? RunConfig.Resolve(path, PreferDefaults) : PreferDefaults;
+            if (parse.GetValue(lr) is { } rate) runConfig = runConfig with { LearningRate = rate };
+            runConfig = common.Apply(parse, runConfig);
+            common.ApplyThreads(parse);
+            var request = new PreferenceRequest
+            {
+                Config = runConfig, Vrpo = vrpo.Parse(parse), ModelDirectory = parse.GetValue(model)!, Data = parse.GetValue(data)!,
+                Valid = parse.GetValue(valid) ?? [], TokenizerDirectory = parse.GetValue(tokenizer), OutputDirectory = parse.GetValue(output)!,
+                Resume = parse.GetValue(common.Resume), SaveDType = common.ParseSaveDType(parse), StopAfterStep = parse.GetValue(common.StopAfter),
+                SkipLong = parse.GetValue(skipLong),
+            };
+            return await Task.Run(() => Execute(ctx, "prefer (VRPO)", token, () => RunSetup.Prepare(request, token)), CancellationToken.None);
+        });
+        return command;
+    }
+
+    private static Command VrpoVariance()
+    {
+        var model = new Option<string>("--model", "-m") { Description = "Policy model directory (e.g. the --out of `llada prefer`).", Required = true };
+        var reference = new Option<string?>("--reference") { Description = "Frozen reference model directory (default: --model, where antithetic scores are exactly 0)." };
+        var data = DataOption("Preference pairs (.jsonl, as for `llada prefer`); the first --pairs are used. Example: --data data/prefs/valid.jsonl");
+        var pairs = new Option<int>("--pairs") { Description = "Pairs whose mean loss is estimated.", DefaultValueFactory = _ => 8 };
+        var repeats = new Option<int>("--repeats") { Description = "Independent estimates per setting and budget.", DefaultValueFactory = _ => 32 };
+        var budgets = new Option<string>("--budgets") { Description = "Comma-separated sampling budgets n.", DefaultValueFactory = _ => "1,2,4,8" };
+        var beta = new Option<double>("--beta") { Description = "DPO temperature beta.", DefaultValueFactory = _ => 0.1 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the timesteps and masks.", DefaultValueFactory = _ => 1 };
+        var threads = new Option<int?>("--threads") { Description = "Worker threads for the kernels (default: all cores)." };
+        var command = new Command("vrpo-variance",
+            "Measure the variance reduction of VRPO: for each sampling budget n, estimate the preference score " +
+            "beta [(B(y_w) - B_ref(y_w)) - (B(y_l) - B_ref(y_l))] and the DPO loss gradient --repeats times and print their variance for " +
+            "naive (1 timestep x n masks, independent policy/reference draws), +optimal allocation (n timesteps x 1 mask), +antithetic " +
+            "(shared draws), and both.\n\n" +
+            "Example:\n  llada vrpo-variance --model runs/vrpo --reference models/llada-tiny-instruct --data data/prefs/valid.jsonl");
+        foreach (var o in new Option[] { model, reference, data, pairs, repeats, budgets, beta, seed, threads }) command.Options.Add(o);
+        CliAction.Set(command, async (parse, ctx, token) =>
+        {
+            if (parse.GetValue(threads) is { } t)
+            {
+                if (t < 1) throw new ArgumentException($"--threads must be at least 1, not {t}");
+                Parallelism.ThreadCount = t;
+            }
+            int[] ns = parse.GetValue(budgets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(x => int.TryParse(x, CultureInfo.InvariantCulture, out int n) && n >= 1 ? n : throw new ArgumentException($"--budgets must list positive integers, not '{x}'"))
+                .ToArray();
+            int pairCount = parse.GetValue(pairs), repeatCount = parse.GetValue(repeats);
+            if (pairCount < 1) throw new ArgumentException($"--pairs must be at least 1, not {pairCount}");
+            if (repeatCount < 2) throw new ArgumentException($"--repeats must be at least 2, not {repeatCount}");
+            string policyDir = parse.GetValue(model)!, referenceDir = parse.GetValue(reference) ?? policyDir;
+            return await Task.Run(() =>
+            {
+                var table = PreferenceVarianceTable.Run(policyDir, referenceDir, parse.GetValue(data)!, pairCount, repeatCount, ns, parse.GetValue(beta), parse.GetValue(seed),
+                    line => ctx.Error.WriteLine(line), token);
+                ctx.Output.Write(table);
+                return 0;
+            }, CancellationToken.None);
         });
         return command;
     }

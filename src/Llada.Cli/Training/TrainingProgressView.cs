@@ -45,7 +45,10 @@ internal sealed class TrainingProgressView
     internal static string StepLine(RunStepDone e) => string.Create(CultureInfo.InvariantCulture,
         $"step {e.Step}/{e.TotalSteps}  loss {e.Metrics.Loss:F4}  lr {e.Metrics.LearningRate:0.00e+00}  {e.AverageTokensPerSecond:N0} tok/s");
 
-    internal static string EvalLine(RunEvaluated e) => e.Result.IsBound
+    internal static string EvalLine(RunEvaluated e) => e.Result.Accuracy is { } accuracy
+        ? string.Create(CultureInfo.InvariantCulture,
+            $"eval @ step {e.Step}: held-out DPO loss {e.Result.Loss:F4}, preference accuracy {accuracy:P1} (ELBO(chosen) > ELBO(rejected))")
+        : e.Result.IsBound
         ? string.Create(CultureInfo.InvariantCulture,
             $"eval @ step {e.Step}: held-out loss {e.Result.Loss:F4} nats/token (ELBO bound), {e.Result.BitsPerToken:F3} bits/token, ELBO perplexity <= {e.Result.Perplexity:F2}")
         : string.Create(CultureInfo.InvariantCulture,

@@ -54,6 +54,11 @@ public sealed record GenerationOptions
     /// Positive. Needs <see cref="Remasking.LowConfidence"/>.</summary>
     public double? Factor { get; init; }
 
+    /// <summary>Approximate KV cache (Fast-dLLM, beyond the paper): reuse keys and values computed at the first step of
+    /// each block in its later steps. Needs a predictor implementing <see cref="IKvCachePredictor"/>. Changes results
+    /// (the cached keys and values are stale once tokens are committed) in exchange for cheaper steps.</summary>
+    public KvCacheMode Cache { get; init; } = KvCacheMode.None;
+
     /// <summary>
     /// Beyond the paper, off by default: when a block finishes holding an EOS or end-of-turn token, every later
     /// position of that row is filled with EOS and no more steps run for it. This changes results compared with
@@ -107,6 +112,9 @@ public sealed record GenerationOptions
         if (Threshold is not null && Factor is not null) Fail("set at most one of threshold and factor");
         if (Threshold is { } t && !(t > 0 && t <= 1)) Fail($"threshold must be in (0, 1] (got {t})");
         if (Factor is { } f && !(f > 0 && double.IsFinite(f))) Fail($"factor must be positive and finite (got {f})");
+        if (!Enum.IsDefined(Cache)) Fail($"unknown cache mode {(int)Cache}");
+        if (Cache != KvCacheMode.None && predictor is not IKvCachePredictor)
+            Fail($"cache {KvCacheModeNames.Name(Cache)} needs a predictor with a KV cache; {predictor.GetType().Name} has none (use cache none)");
         if (!scheduled && Remasking != Remasking.LowConfidence)
             Fail("threshold and factor compare model confidences; they need low_confidence remasking");
         CheckId("eos_token_id", EosTokenId, predictor);

@@ -3,10 +3,11 @@ namespace Llada.Diffusion;
 /// <summary>What the reverse process produced for a batch of prompts.</summary>
 public sealed class GenerationResult
 {
-    internal GenerationResult(int[][] sequences, int forwardPasses, int steps, int eosTokenId, int? endOfTurnTokenId)
+    internal GenerationResult(int[][] sequences, int forwardPasses, int windowPasses, int steps, int eosTokenId, int? endOfTurnTokenId)
     {
         Sequences = sequences;
         ForwardPasses = forwardPasses;
+        WindowPasses = windowPasses;
         Steps = steps;
         EosTokenId = eosTokenId;
         EndOfTurnTokenId = endOfTurnTokenId;
@@ -15,8 +16,15 @@ public sealed class GenerationResult
     /// <summary>The gen_length canvas of each prompt, uncut (EOS padding and anything after it included).</summary>
     public IReadOnlyList<int[]> Sequences { get; }
 
-    /// <summary>Calls to <see cref="Llada.Model.IMaskPredictor.Forward"/> (one per step; both CFG branches share a call).</summary>
+    /// <summary>Predictor passes, full or window (one per step; both CFG branches share a pass).</summary>
     public int ForwardPasses { get; }
+
+    /// <summary>Of <see cref="ForwardPasses"/>, those that ran only a window of the canvas from the KV cache
+    /// (<see cref="GenerationOptions.Cache"/>); 0 without a cache.</summary>
+    public int WindowPasses { get; }
+
+    /// <summary>Of <see cref="ForwardPasses"/>, those that ran the whole canvas.</summary>
+    public int FullPasses => ForwardPasses - WindowPasses;
 
     /// <summary>Steps that ran a forward pass.</summary>
     public int Steps { get; }

@@ -34,6 +34,8 @@ public sealed class ReverseProcess
     /// long canvas with a large vocabulary needs block_length x vocab x 4 bytes per row and branch.
     /// With <see cref="GenerationOptions.Threshold"/> or <see cref="GenerationOptions.Factor"/> a block runs until it
     /// has no masks left, so the number of steps depends on the model's confidences.
+    /// With <see cref="GenerationOptions.Cache"/> the first pass of each block runs the whole canvas and later passes
+    /// only a window of it (<see cref="KvCacheMode"/>); with CFG the unconditional rows get their own cache rows.
     /// </remarks>
     public GenerationResult Generate(IReadOnlyList<int[]> prompts, GenerationOptions options,
         IProgress<ReverseProcessStep>? progress = null, CancellationToken cancellationToken = default)
@@ -55,11 +57,13 @@ public sealed class ReverseProcess
         var ranked = new RankedCandidate[blockLength];
         var sortedConfidences = new double[blockLength];
         var committed = new List<CommittedToken>();
-        int forwardPasses = 0, stepIndex = 0;
+        var cachePolicy = new KvCachePolicy(_predictor, options.Cache);
+        int stepIndex = 0;
 
         for (int block = 0; block < options.Blocks; block++)
         {
             int blockStart = block * blockLength;
+            cachePolicy.StartBlock();
             for (int r = 0; r < batch; r++) maskedAtStart[r] = canvas.CountMasked(r, blockStart, blockLength);
 
             for (int step = 0; step < stepsPerBlock; step++)
@@ -89,10 +93,10 @@ public sealed class ReverseProcess
                             logitPositions[count++] = canvas.PromptLength + i;
                             break;
                         }
-                _predictor.Forward(canvas.Input(), canvas.Branches * batch, canvas.SeqLen, canvas.KeyMask,
+                cachePolicy.Forward(canvas.Input(), canvas.Branches * batch, canvas.SeqLen, canvas.KeyMask,
+                    canvas.PromptLength + blockStart, canvas.PromptLength + blockStart + blockLength,
                     logitPositions.AsSpan(0, count), scorer.Logits.AsSpan(0, canvas.Branches * batch * count * _predictor.VocabSize),
                     cancellationToken);
-                forwardPasses++;
                 scorer.Score(canvas, genPositions, count, block, step);
 
                 // Each row commits its k most confident masked candidates (ties: lowest position); the rest stay masked.
@@ -122,7 +126,8 @@ public sealed class ReverseProcess
 
             if (options.EarlyExit) EndFinishedRows(canvas, options, blockStart + blockLength);
         }
-        return new GenerationResult(canvas.Generated(), forwardPasses, stepIndex, options.EosTokenId, options.EndOfTurnTokenId);
+        return new GenerationResult(canvas.Generated(), cachePolicy.FullPasses + cachePolicy.WindowPasses, cachePolicy.WindowPasses,
+            stepIndex, options.EosTokenId, options.EndOfTurnTokenId);
     }
 
     /// <summary>Early exit: a row whose canvas up to <paramref name="end"/> holds EOS / end-of-turn gets EOS everywhere after.</summary>

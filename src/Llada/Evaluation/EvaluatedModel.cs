@@ -83,27 +83,41 @@ public sealed class EvaluatedModel : IDisposable
     }
 
     /// <summary>
-    /// The kind a training run recorded: <c>training_state.json</c> (written by <c>llada train</c> next to the weights)
-    /// holds the run configuration, whose "objective" is "ar" for the autoregressive baseline. config.json itself does
-    /// not say; without a training state the model is taken to be a diffusion model.
+    /// The kind of model a directory holds. An AR baseline written by <c>llada train --objective ar</c> carries
+    /// <c>"llada_objective": "ar"</c> in config.json; older runs only recorded it in <c>training_state.json</c> (the
+    /// run configuration's "objective"), which is read as a fallback. Without either the model is a diffusion model.
     /// </summary>
     public static ModelKind DetectKind(string directory)
     {
-        string path = Path.Combine(directory, TrainingRun.StateFileName);
-        if (!File.Exists(path)) return ModelKind.Diffusion;
+        string configPath = Path.Combine(directory, LladaConfigFile.FileName);
+        if (File.Exists(configPath)
+            && ReadObjective(configPath, root => root.TryGetProperty(TrainingRun.ObjectiveConfigKey, out var o) ? o : null) is { } fromConfig)
+            return fromConfig;
+        string statePath = Path.Combine(directory, TrainingRun.StateFileName);
+        if (!File.Exists(statePath)) return ModelKind.Diffusion;
+        return ReadObjective(statePath, root =>
+            root.TryGetProperty("config", out var config) && config.ValueKind == JsonValueKind.Object
+            && config.TryGetProperty("objective", out var o) ? o : null) ?? ModelKind.Diffusion;
+    }
+
+    private static ModelKind? ReadObjective(string path, Func<JsonElement, JsonElement?> find)
+    {
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-            if (doc.RootElement.ValueKind == JsonValueKind.Object
-                && doc.RootElement.TryGetProperty("config", out var config) && config.ValueKind == JsonValueKind.Object
-                && config.TryGetProperty("objective", out var objective) && objective.ValueKind == JsonValueKind.String)
-                return RunConfig.ParseObjective(objective.GetString()!) == RunObjective.Ar ? ModelKind.Autoregressive : ModelKind.Diffusion;
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || find(doc.RootElement) is not { } value) return null;
+            string? text = value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+            return RunConfig.ParseObjective(text ?? "") switch
+            {
+                RunObjective.Ar => ModelKind.Autoregressive,
+                RunObjective.Mdm => ModelKind.Diffusion,
+                _ => throw new InvalidDataException($"{path}: the objective must be \"mdm\" or \"ar\", found {value.GetRawText()}"),
+            };
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"{path}: not valid JSON ({e.Message}); pass --model-kind to say what the model is");
         }
-        return ModelKind.Diffusion;
     }
 
     /// <summary>Encodes a prompt: a user turn of the chat template, or plain text (BOS added if the tokenizer says so).</summary>

@@ -16,6 +16,9 @@ public sealed record CheckpointWriteOptions
 
     /// <summary>Extra files written verbatim, file name to text (e.g. a tokenizer_config.json built in memory).</summary>
     public IReadOnlyDictionary<string, string>? ExtraFiles { get; init; }
+
+    /// <summary>Receives each stored tensor just before its data is written (a Q8_0 matrix is two: quants and scales).</summary>
+    public IProgress<NamedTensor>? Progress { get; init; }
 }
 
 /// <summary>
@@ -32,10 +35,11 @@ public static class CheckpointWriter
     /// <summary>
     /// Writes <paramref name="tensors"/> (in model order; see <see cref="LladaTensorNames.Expected"/>) and
     /// <paramref name="config"/> to <paramref name="directory"/>. The tensors must be exactly those the config requires,
-    /// with the right shapes and a float dtype; every mismatch is reported at once before anything is written.
-    /// config.json gains torch_dtype from the weights.
+    /// with the right shapes and a float dtype or as Q8_0 pairs (<see cref="NamedTensor.Q8FromGenerator"/>); every
+    /// mismatch is reported at once before anything is written. config.json gains torch_dtype from the float weights,
+    /// and quantization_config when any matrix is Q8_0.
     /// </summary>
-    /// <exception cref="CheckpointFormatException">Tensors missing, mis-shaped, unexpected or not F32/BF16/F16.</exception>
+    /// <exception cref="CheckpointFormatException">Tensors missing, mis-shaped, unexpected, or neither F32/BF16/F16 nor a valid Q8_0 pair.</exception>
     /// <exception cref="IOException">The directory exists and <see cref="CheckpointWriteOptions.Overwrite"/> is false.</exception>
     public static void Write(string directory, LladaConfig config, IReadOnlyList<NamedTensor> tensors,
         CheckpointWriteOptions? options = null, CancellationToken cancellationToken = default)
@@ -44,13 +48,17 @@ public static class CheckpointWriter
         directory = Path.GetFullPath(directory.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
         LladaConfigFile.Validate(config, "config being written");
 
-        var shapes = new Dictionary<string, IReadOnlyList<long>>(StringComparer.Ordinal);
+        var stored = new Dictionary<string, (string DType, IReadOnlyList<long> Shape)>(StringComparer.Ordinal);
         var problems = new List<string>();
         foreach (var t in tensors)
+            if (!stored.TryAdd(t.Name, (t.DTypeName, t.Shape))) problems.Add($"tensor '{t.Name}' is given twice");
+        var logical = Q8Tensors.Fold(stored, problems);
+        var shapes = new Dictionary<string, IReadOnlyList<long>>(StringComparer.Ordinal);
+        foreach (var (name, (dtype, shape)) in logical)
         {
-            if (!shapes.TryAdd(t.Name, t.Shape)) problems.Add($"tensor '{t.Name}' is given twice");
-            if (!SafetensorsDTypes.TryToWeightDType(t.DTypeName, out _))
-                problems.Add($"tensor '{t.Name}' has dtype {t.DTypeName}, expected F32, BF16 or F16");
+            shapes[name] = shape;
+            if (dtype != Q8Tensors.DTypeName && !SafetensorsDTypes.TryToWeightDType(dtype, out _))
+                problems.Add($"tensor '{name}' has dtype {dtype}, expected F32, BF16, F16 or a Q8_0 pair");
         }
         var unexpected = new List<string>();
         problems.AddRange(LladaTensorNames.Check(config, shapes, unexpected));
@@ -60,9 +68,9 @@ public static class CheckpointWriter
         if (Directory.Exists(directory) && !options.Overwrite)
             throw new IOException($"{directory} already exists (set Overwrite to replace it)");
 
-        // torch_dtype tells transformers what to load the weights as; use the dtype most parameters have.
-        string torchDType = tensors.GroupBy(t => t.DTypeName)
-            .OrderByDescending(g => g.Sum(t => t.ByteLength)).First().Key switch
+        // torch_dtype tells transformers what to load the weights as; use the float dtype most parameters have.
+        string torchDType = tensors.Where(t => SafetensorsDTypes.TryToWeightDType(t.DTypeName, out _)).GroupBy(t => t.DTypeName)
+            .OrderByDescending(g => g.Sum(t => t.ByteLength)).FirstOrDefault()?.Key switch
         {
             "BF16" => "bfloat16",
             "F16" => "float16",
@@ -72,6 +80,10 @@ public static class CheckpointWriter
         {
             ["torch_dtype"] = JsonDocument.Parse($"\"{torchDType}\"").RootElement.Clone(),
         };
+        // Declared so that transformers refuses the unknown method instead of reading int8 quants as weights.
+        if (logical.Values.Any(v => v.DType == Q8Tensors.DTypeName))
+            otherKeys[Q8Tensors.ConfigKey] = JsonDocument.Parse(Q8Tensors.ConfigJson).RootElement.Clone();
+        else otherKeys.Remove(Q8Tensors.ConfigKey);
         string configJson = LladaConfigFile.ToJson(config with { OtherKeys = otherKeys });
 
         string parent = Path.GetDirectoryName(directory) ?? throw new IOException($"{directory} has no parent directory");
@@ -81,7 +93,7 @@ public static class CheckpointWriter
         try
         {
             File.WriteAllText(Path.Combine(temp, LladaConfigFile.FileName), configJson);
-            SafetensorsWriter.WriteModel(temp, tensors, options.MaxShardBytes, SafetensorsWriter.PyTorchMetadata, cancellationToken);
+            SafetensorsWriter.WriteModel(temp, tensors, options.MaxShardBytes, SafetensorsWriter.PyTorchMetadata, cancellationToken, options.Progress);
             if (options.TokenizerSourceDirectory is { } source)
                 foreach (string name in TokenizerFileNames)
                 {

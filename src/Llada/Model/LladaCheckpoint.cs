@@ -13,9 +13,28 @@ namespace Llada.Model;
 /// <param name="FfProj">ff_proj, the SwiGLU gate [mlp_hidden_size, d].</param>
 /// <param name="UpProj">up_proj [mlp_hidden_size, d].</param>
 /// <param name="FfOut">ff_out, the down projection [d, mlp_hidden_size].</param>
+/// <param name="QNorm">LLaDA-MoE self_attn.q_norm as 1 x head_dim, or null without QK-norm.</param>
+/// <param name="KNorm">LLaDA-MoE self_attn.k_norm as 1 x head_dim, or null without QK-norm.</param>
+/// <remarks>
+/// LLaDA-MoE names map onto the same slots (input_layernorm, self_attn.*_proj, o_proj, post_attention_layernorm); in
+/// a MoE layer the three MLP matrices are default and the experts come from <see cref="LladaCheckpoint.MoeLayer"/>.
+/// </remarks>
 public readonly record struct LladaLayerWeights(
     WeightMatrix AttnNorm, WeightMatrix QProj, WeightMatrix KProj, WeightMatrix VProj, WeightMatrix AttnOut,
-    WeightMatrix FfNorm, WeightMatrix FfProj, WeightMatrix UpProj, WeightMatrix FfOut);
+    WeightMatrix FfNorm, WeightMatrix FfProj, WeightMatrix UpProj, WeightMatrix FfOut,
+    WeightMatrix? QNorm = null, WeightMatrix? KNorm = null);
+
+/// <summary>One SwiGLU expert: down(silu(gate(x)) * up(x)).</summary>
+/// <param name="Gate">gate_proj [ff, d].</param>
+/// <param name="Up">up_proj [ff, d].</param>
+/// <param name="Down">down_proj [d, ff].</param>
+public readonly record struct SwiGluWeights(WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down);
+
+/// <summary>The sparse MLP of one LLaDA-MoE layer, as views into the mapped checkpoint.</summary>
+/// <param name="Router">mlp.gate [num_experts, d].</param>
+/// <param name="Experts">mlp.experts.{e}, one per expert.</param>
+/// <param name="Shared">mlp.shared_experts, or null when the config has no shared expert.</param>
+public sealed record MoeLayerWeights(WeightMatrix Router, IReadOnlyList<SwiGluWeights> Experts, SwiGluWeights? Shared);
 
 /// <summary>Summary of a checkpoint for display (e.g. <c>llada info</c>).</summary>
 /// <param name="Directory">Model directory.</param>
@@ -29,24 +48,34 @@ public readonly record struct LladaLayerWeights(
 /// <param name="Files">Safetensors file names.</param>
 /// <param name="UnexpectedTensors">Tensors present but not used by the model.</param>
 /// <param name="HasTokenizer">tokenizer.json is present.</param>
+/// <param name="ActiveParameterCount">Parameters one token's forward pass multiplies with: everything except the
+/// untied input embedding (a row lookup) and, in each MoE layer, the experts the router does not select.</param>
 public sealed record CheckpointDescription(
     string Directory, string Architecture, LladaConfig Config, long ParameterCount,
     IReadOnlyDictionary<string, long> ParametersByDType, string DTypeSummary, long WeightBytes, long BytesOnDisk,
-    IReadOnlyList<string> Files, IReadOnlyList<string> UnexpectedTensors, bool HasTokenizer);
+    IReadOnlyList<string> Files, IReadOnlyList<string> UnexpectedTensors, bool HasTokenizer, long ActiveParameterCount);
 
 /// <summary>
 /// A Hugging Face LLaDA model directory opened for inference: config.json, then model.safetensors or
-/// model.safetensors.index.json and its shards, all memory-mapped. Opening checks that every tensor the config
-/// requires exists with the right shape and a float dtype, reporting all problems in one exception. Matrix views stay
-/// valid until <see cref="Dispose"/>.
+/// model.safetensors.index.json and its shards, all memory-mapped (weights are never copied). Opening checks that
+/// every tensor the config requires exists with the right shape and a float dtype (F32, BF16, F16) or as a Q8_0 pair
+/// (<see cref="Q8Tensors"/>), reporting all problems in one exception. Matrix views stay valid until <see cref="Dispose"/>.
 /// </summary>
 public sealed class LladaCheckpoint : IDisposable
 {
     private readonly List<SafetensorsFile> _files;
-    private readonly Dictionary<string, (SafetensorsFile File, TensorInfo Info)> _tensors;
+    private readonly Dictionary<string, Stored> _tensors;
+
+    /// <summary>One logical tensor: a plain tensor, or the quants of a Q8_0 pair with its scales (possibly in another shard).</summary>
+    private readonly record struct Stored(SafetensorsFile File, TensorInfo Info, SafetensorsFile? ScaleFile = null, TensorInfo? Scales = null)
+    {
+        public bool IsQ8 => Scales is not null;
+        public string DTypeName => IsQ8 ? Q8Tensors.DTypeName : Info.DTypeName;
+        public long ByteLength => Info.ByteLength + (Scales?.ByteLength ?? 0);
+    }
 
     private LladaCheckpoint(string directory, LladaConfig config, List<SafetensorsFile> files,
-        Dictionary<string, (SafetensorsFile, TensorInfo)> tensors, List<string> unexpected)
+        Dictionary<string, Stored> tensors, List<string> unexpected)
     {
         Directory = directory;
         Config = config;
@@ -80,19 +109,19 @@ public sealed class LladaCheckpoint : IDisposable
     public string? SpecialTokensMapPath { get; }
 
     /// <summary>Token embedding wte [embedding_size, d].</summary>
-    public WeightMatrix Embedding => Matrix(LladaTensorNames.Embedding);
+    public WeightMatrix Embedding => Matrix(LladaTensorNames.EmbeddingOf(Config));
 
     /// <summary>Final norm ln_f as 1 x d.</summary>
-    public WeightMatrix FinalNorm => Matrix(LladaTensorNames.FinalNorm);
+    public WeightMatrix FinalNorm => Matrix(LladaTensorNames.FinalNormOf(Config));
 
     /// <summary>The LM head [embedding_size, d]: ff_out, or wte when weight_tying.</summary>
-    public WeightMatrix LmHead => Matrix(Config.WeightTying ? LladaTensorNames.Embedding : LladaTensorNames.LmHead);
+    public WeightMatrix LmHead => Matrix(LladaTensorNames.LmHeadOf(Config));
 
     /// <summary>Parameters of the tensors the model uses (a tied head counted once).</summary>
     public long ParameterCount => UsedTensors().Sum(t => t.Info.ElementCount);
 
     /// <summary>Bytes of the tensors the model uses.</summary>
-    public long WeightBytes => UsedTensors().Sum(t => t.Info.ByteLength);
+    public long WeightBytes => UsedTensors().Sum(t => t.ByteLength);
 
     /// <summary>Total size of the safetensors files.</summary>
     public long BytesOnDisk => _files.Sum(f => f.FileLength);
@@ -103,7 +132,7 @@ public sealed class LladaCheckpoint : IDisposable
         get
         {
             var dtypes = UsedTensors().Where(t => t.Info.Shape.Count == 2)
-                .Select(t => t.File.WeightDType(t.Info)).Distinct().ToList();
+                .Select(t => t.IsQ8 ? Numerics.DType.Q8_0 : t.File.WeightDType(t.Info)).Distinct().ToList();
             return dtypes.Count == 1 ? dtypes[0] : null;
         }
     }
@@ -125,18 +154,23 @@ public sealed class LladaCheckpoint : IDisposable
         var files = new List<SafetensorsFile>();
         try
         {
-            var tensors = MapWeights(directory, files);
+            var raw = MapWeights(directory, files);
+            var foldProblems = new List<string>();
+            var logical = Q8Tensors.Fold(raw.ToDictionary(p => p.Key, p => (p.Value.Info.DTypeName, p.Value.Info.Shape), StringComparer.Ordinal), foldProblems);
+            var tensors = logical.ToDictionary(p => p.Key, p => p.Value.DType == Q8Tensors.DTypeName
+                ? new Stored(raw[p.Key + Q8Tensors.QuantSuffix].File, raw[p.Key + Q8Tensors.QuantSuffix].Info,
+                    raw[p.Key + Q8Tensors.ScaleSuffix].File, raw[p.Key + Q8Tensors.ScaleSuffix].Info)
+                : new Stored(raw[p.Key].File, raw[p.Key].Info), StringComparer.Ordinal);
             var shapes = tensors.ToDictionary(p => p.Key, p => p.Value.Info.Shape, StringComparer.Ordinal);
             var unexpected = new List<string>();
             var problems = LladaTensorNames.Check(config, shapes, unexpected);
+            problems.InsertRange(0, foldProblems);
             foreach (var (name, _) in LladaTensorNames.Expected(config))
-                if (tensors.TryGetValue(name, out var t) && !SafetensorsDTypes.TryToWeightDType(t.Info.DTypeName, out _))
-                    problems.Add($"tensor '{name}' in {Path.GetFileName(t.File.Path)} has dtype {t.Info.DTypeName}, expected F32, BF16 or F16");
+                if (tensors.TryGetValue(name, out var t) && !t.IsQ8 && !SafetensorsDTypes.TryToWeightDType(t.Info.DTypeName, out _))
+                    problems.Add($"tensor '{name}' in {Path.GetFileName(t.File.Path)} has dtype {t.Info.DTypeName}, expected F32, BF16, F16 or a Q8_0 pair");
             if (problems.Count > 0)
                 throw new CheckpointFormatException(directory, null,
-                    problems.Prepend($"weights do not match config.json (d_model {config.DModel}, n_layers {config.NLayers}, " +
-                        $"n_heads {config.NHeads}, n_kv_heads {config.NKvHeads}, mlp_hidden_size {config.MlpHiddenSize}, " +
-                        $"embedding_size {config.EmbeddingSize}, weight_tying {config.WeightTying.ToString().ToLowerInvariant()}):").ToList());
+                    problems.Prepend($"weights do not match config.json ({ShapeSummary(config)}):").ToList());
             return new LladaCheckpoint(directory, config, files, tensors, unexpected);
         }
         catch
@@ -145,6 +179,15 @@ public sealed class LladaCheckpoint : IDisposable
             throw;
         }
     }
+
+    private static string ShapeSummary(LladaConfig c) => c.Moe is not { } moe
+        ? $"d_model {c.DModel}, n_layers {c.NLayers}, n_heads {c.NHeads}, n_kv_heads {c.NKvHeads}, mlp_hidden_size {c.MlpHiddenSize}, " +
+          $"embedding_size {c.EmbeddingSize}, weight_tying {c.WeightTying.ToString().ToLowerInvariant()}"
+        : $"hidden_size {c.DModel}, num_hidden_layers {c.NLayers}, num_attention_heads {c.NHeads}, num_key_value_heads {c.NKvHeads}, " +
+          $"num_experts {moe.NumExperts}, expert_intermediate_size {moe.ExpertIntermediateSize}, " +
+          $"shared_expert_intermediate_size {moe.SharedExpertIntermediateSize}, MoE layers {moe.MoeLayerCount}, " +
+          $"qk_layernorm {moe.QkNorm.ToString().ToLowerInvariant()}, vocab_size {c.VocabSize}, " +
+          $"tie_word_embeddings {c.WeightTying.ToString().ToLowerInvariant()}";
 
     private static Dictionary<string, (SafetensorsFile File, TensorInfo Info)> MapWeights(string directory, List<SafetensorsFile> files)
     {
@@ -225,31 +268,73 @@ public sealed class LladaCheckpoint : IDisposable
     /// <summary>True when the checkpoint holds a tensor named <paramref name="name"/>.</summary>
     public bool Contains(string name) => _tensors.ContainsKey(name);
 
-    /// <summary>Header information of a tensor.</summary>
+    /// <summary>Header information of a tensor (for a Q8_0 matrix: of its int8 quants, whose shape is the matrix's).</summary>
     /// <exception cref="CheckpointFormatException">No such tensor.</exception>
     public TensorInfo Tensor(string name) => Find(name).Info;
 
-    /// <summary>A matrix view of a 2-D tensor, or of a 1-D vector as 1 x n.</summary>
-    /// <exception cref="CheckpointFormatException">No such tensor, or it is not a F32/BF16/F16 vector or matrix.</exception>
-    public WeightMatrix Matrix(string name) => Find(name).File.GetMatrix(name);
+    /// <summary>"F32", "BF16", "F16", "Q8_0", ... for the tensor named <paramref name="name"/>.</summary>
+    public string TensorDType(string name) => Find(name).DTypeName;
+
+    /// <summary>A matrix view of a 2-D tensor (float or Q8_0), or of a 1-D vector as 1 x n.</summary>
+    /// <exception cref="CheckpointFormatException">No such tensor, or it is not a F32/BF16/F16/Q8_0 vector or matrix.</exception>
+    public unsafe WeightMatrix Matrix(string name)
+    {
+        var t = Find(name);
+        if (!t.IsQ8) return t.File.GetMatrix(t.Info.Name);
+        return WeightMatrix.Q8((sbyte*)t.File.GetPointer(t.Info), (Half*)t.ScaleFile!.GetPointer(t.Scales!),
+            checked((int)t.Info.Shape[0]), checked((int)t.Info.Shape[1]));
+    }
 
     /// <summary>The weights of block <paramref name="layer"/> (0-based).</summary>
     public LladaLayerWeights Layer(int layer)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(layer);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, Config.NLayers);
-        WeightMatrix M(string part) => Matrix(LladaTensorNames.Block(layer, part));
-        return new LladaLayerWeights(M("attn_norm"), M("q_proj"), M("k_proj"), M("v_proj"), M("attn_out"),
-            M("ff_norm"), M("ff_proj"), M("up_proj"), M("ff_out"));
+        if (Config.Moe is not { } moe)
+        {
+            WeightMatrix M(string part) => Matrix(LladaTensorNames.Block(layer, part));
+            return new LladaLayerWeights(M("attn_norm"), M("q_proj"), M("k_proj"), M("v_proj"), M("attn_out"),
+                M("ff_norm"), M("ff_proj"), M("up_proj"), M("ff_out"));
+        }
+        WeightMatrix L(string part) => Matrix(MoeTensorNames.Layer(layer, part));
+        bool dense = !moe.MoeLayers[layer];
+        return new LladaLayerWeights(L("input_layernorm"), L("self_attn.q_proj"), L("self_attn.k_proj"), L("self_attn.v_proj"),
+            L("self_attn.o_proj"), L("post_attention_layernorm"),
+            dense ? L("mlp.gate_proj") : default, dense ? L("mlp.up_proj") : default, dense ? L("mlp.down_proj") : default,
+            moe.QkNorm ? L("self_attn.q_norm") : null, moe.QkNorm ? L("self_attn.k_norm") : null);
     }
 
+    /// <summary>The router and experts of layer <paramref name="layer"/>, or null for a dense layer (or a dense model).</summary>
+    public MoeLayerWeights? MoeLayer(int layer)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, Config.NLayers);
+        if (Config.Moe is not { } moe || !moe.MoeLayers[layer]) return null;
+        SwiGluWeights Expert(string prefix) => new(Matrix(MoeTensorNames.Layer(layer, prefix + "gate_proj")),
+            Matrix(MoeTensorNames.Layer(layer, prefix + "up_proj")), Matrix(MoeTensorNames.Layer(layer, prefix + "down_proj")));
+        var experts = Enumerable.Range(0, moe.NumExperts).Select(e => Expert($"mlp.experts.{e}.")).ToArray();
+        return new MoeLayerWeights(Matrix(MoeTensorNames.Layer(layer, "mlp.gate")), experts,
+            moe.SharedExpertIntermediateSize > 0 ? Expert("mlp.shared_experts.") : null);
+    }
+
+    /// <summary>Parameters one token's forward pass multiplies with (see <see cref="LladaTensorNames.ActiveParameterCount"/>).</summary>
+    public long ActiveParameterCount => LladaTensorNames.ActiveParameterCount(Config);
+
     /// <summary>Copies a tensor to float32 (for small tensors, tests and tools).</summary>
-    public float[] ReadSingles(string name) => Find(name).File.ReadSingles(name);
+    public float[] ReadSingles(string name)
+    {
+        var t = Find(name);
+        if (!t.IsQ8) return t.File.ReadSingles(t.Info.Name);
+        var m = Matrix(name);
+        var values = new float[checked((long)m.Rows * m.Cols)];
+        for (int r = 0; r < m.Rows; r++) WeightRows.ToSingle(m, r, values.AsSpan(r * m.Cols, m.Cols));
+        return values;
+    }
 
     /// <summary>Everything <c>llada info</c> shows.</summary>
     public CheckpointDescription Describe()
     {
-        var byDType = UsedTensors().GroupBy(t => t.Info.DTypeName)
+        var byDType = UsedTensors().GroupBy(t => t.DTypeName)
             .ToDictionary(g => g.Key, g => g.Sum(t => t.Info.ElementCount), StringComparer.Ordinal);
         string summary = string.Join(" + ", byDType.OrderByDescending(p => p.Value).Select(p => p.Key));
         string architecture = "LLaDAModelLM";
@@ -257,7 +342,8 @@ public sealed class LladaCheckpoint : IDisposable
             arch.GetArrayLength() > 0 && arch[0].ValueKind == JsonValueKind.String)
             architecture = arch[0].GetString()!;
         return new CheckpointDescription(Directory, architecture, Config, ParameterCount, byDType, summary, WeightBytes,
-            BytesOnDisk, _files.Select(f => Path.GetFileName(f.Path)).ToList(), UnexpectedTensors, TokenizerJsonPath is not null);
+            BytesOnDisk, _files.Select(f => Path.GetFileName(f.Path)).ToList(), UnexpectedTensors, TokenizerJsonPath is not null,
+            ActiveParameterCount);
     }
 
     /// <summary>Unmaps every file; all views taken from the checkpoint become invalid.</summary>
@@ -266,12 +352,12 @@ public sealed class LladaCheckpoint : IDisposable
         foreach (var f in _files) f.Dispose();
     }
 
-    private (SafetensorsFile File, TensorInfo Info) Find(string name) =>
+    private Stored Find(string name) =>
         _tensors.TryGetValue(name, out var t)
             ? t
             : throw new CheckpointFormatException(Directory, name, "no tensor of this name in the checkpoint");
 
-    private IEnumerable<(SafetensorsFile File, TensorInfo Info)> UsedTensors() =>
+    private IEnumerable<Stored> UsedTensors() =>
         LladaTensorNames.Expected(Config).Select(e => _tensors[e.Name]);
 
     private string? Existing(string fileName)

@@ -3,13 +3,15 @@ using Llada.Numerics;
 namespace Llada.Model;
 
 /// <summary>
-/// The dense LLaDA mask predictor (spec section 4) running on a memory-mapped checkpoint: embeddings, then per
+/// The LLaDA mask predictor (spec section 4) running on a memory-mapped checkpoint: embeddings, then per
 /// block h += attn_out(Attention(RMSNorm(h))) and h += ff_out(silu(ff_proj(x)) * up_proj(x)) with x = RMSNorm(h),
 /// RoPE on q and k, bidirectional attention; finally ln_f and the LM head. Weights stay in the checkpoint's dtype
-/// and are widened to float32 inside the matrix kernels; activations are float32.
+/// and are widened to float32 inside the matrix kernels; activations are float32. A LLaDA-MoE checkpoint (spec
+/// section 7) runs through the same blocks with RMSNorm over head_dim on q and k before RoPE and, in its MoE layers,
+/// a <see cref="MixtureOfExperts"/> in place of the SwiGLU MLP; <see cref="Load"/> picks the variant from config.json.
 /// </summary>
 /// <remarks>One forward pass runs at a time per instance (calls are serialised); buffers are reused between calls.</remarks>
-public sealed class MaskPredictor : IMaskPredictor, IDisposable
+public sealed class MaskPredictor : IKvCachePredictor, IDisposable
 {
     private readonly LladaCheckpoint _checkpoint;
     private readonly bool _ownsCheckpoint;
@@ -20,9 +22,12 @@ public sealed class MaskPredictor : IMaskPredictor, IDisposable
     private readonly Lock _gate = new();
     private Workspace? _work;
 
+    private readonly MoeScratch _moeScratch = new();
+
+    // Moe is null for a dense SwiGLU layer; QNorm / KNorm are null without QK-norm.
     private readonly record struct LayerWeights(
         float[] AttnNorm, float[] FfNorm, WeightMatrix Q, WeightMatrix K, WeightMatrix V, WeightMatrix AttnOut,
-        WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down);
+        WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down, float[]? QNorm, float[]? KNorm, MixtureOfExperts? Moe);
 
     /// <summary>Wraps an open checkpoint; disposing the predictor disposes it when <paramref name="ownsCheckpoint"/>.</summary>
     public MaskPredictor(LladaCheckpoint checkpoint, bool ownsCheckpoint = false)
@@ -34,8 +39,10 @@ public sealed class MaskPredictor : IMaskPredictor, IDisposable
         for (int i = 0; i < c.NLayers; i++)
         {
             var l = checkpoint.Layer(i);
+            var moe = checkpoint.MoeLayer(i) is { } m ? new MixtureOfExperts(m, c.Moe!, c.DModel) : null;
             _layers[i] = new LayerWeights(
-                NormWeights(l.AttnNorm), NormWeights(l.FfNorm), l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut);
+                NormWeights(l.AttnNorm), NormWeights(l.FfNorm), l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut,
+                l.QNorm is { } qn ? NormWeights(qn) : null, l.KNorm is { } kn ? NormWeights(kn) : null, moe);
         }
         _finalNorm = NormWeights(checkpoint.FinalNorm);
         _embedding = checkpoint.Embedding;
@@ -43,7 +50,10 @@ public sealed class MaskPredictor : IMaskPredictor, IDisposable
         _rope = new RopeTable(c.HeadDim, c.MaxSequenceLength, c.RopeTheta);
     }
 
-    /// <summary>Opens the checkpoint directory <paramref name="directory"/> (see <see cref="LladaCheckpoint.Open"/>).</summary>
+    /// <summary>
+    /// Opens the checkpoint directory <paramref name="directory"/> (see <see cref="LladaCheckpoint.Open"/>), dense LLaDA
+    /// or LLaDA-MoE as its config.json says. This is the one model loader every command uses.
+    /// </summary>
     public static MaskPredictor Load(string directory) => new(LladaCheckpoint.Open(directory), ownsCheckpoint: true);
 
     /// <summary>The architecture.</summary>
@@ -64,34 +74,91 @@ public sealed class MaskPredictor : IMaskPredictor, IDisposable
     /// <summary>Number of forward passes run so far.</summary>
     public long ForwardPasses { get; private set; }
 
+    /// <summary>Expert MLP evaluations (one per active expert per MoE layer per pass) run so far; 0 for a dense model.</summary>
+    public long ExpertEvaluations { get; private set; }
+
+    /// <summary>
+    /// Run every expert on every token (unselected experts weighted 0) instead of only the routed ones: the same
+    /// logits at dense cost. For measuring what sparse execution saves (<c>llada bench --all-experts</c>).
+    /// </summary>
+    public bool RunAllExperts { get; set; }
+
     /// <inheritdoc />
     public void Forward(ReadOnlySpan<int> tokens, int batch, int seqLen, ReadOnlySpan<bool> keyMask,
         ReadOnlySpan<int> logitPositions, Span<float> logits, CancellationToken cancellationToken = default)
     {
-        var c = Config;
         Validate(tokens, batch, seqLen, keyMask, logitPositions, logits);
+        Run(tokens, batch, seqLen, keyMask, null, 0, seqLen, logitPositions, logits, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public KvCache CreateCache(int rows, int seqLen) =>
+        new(Config.NLayers, rows, seqLen, Config.NKvHeads * Config.HeadDim);
+
+    /// <inheritdoc />
+    public void ForwardFillingCache(ReadOnlySpan<int> tokens, int batch, int seqLen, ReadOnlySpan<bool> keyMask,
+        ReadOnlySpan<int> logitPositions, Span<float> logits, KvCache cache, CancellationToken cancellationToken = default)
+    {
+        Validate(tokens, batch, seqLen, keyMask, logitPositions, logits);
+        ValidateCache(cache, batch, seqLen);
+        cache.IsFilled = false;
+        Run(tokens, batch, seqLen, keyMask, cache, 0, seqLen, logitPositions, logits, cancellationToken);
+        cache.IsFilled = true;
+    }
+
+    /// <inheritdoc />
+    public void ForwardWindow(ReadOnlySpan<int> tokens, int batch, int seqLen, ReadOnlySpan<bool> keyMask, KvCache cache,
+        int windowStart, int windowEnd, ReadOnlySpan<int> logitPositions, Span<float> logits,
+        CancellationToken cancellationToken = default)
+    {
+        Validate(tokens, batch, seqLen, keyMask, logitPositions, logits);
+        ValidateCache(cache, batch, seqLen);
+        if (!cache.IsFilled) throw new InvalidOperationException("the KV cache is empty: run ForwardFillingCache first");
+        if (windowStart < 0 || windowEnd > seqLen || windowStart >= windowEnd)
+            throw new ArgumentOutOfRangeException(nameof(windowStart), $"window [{windowStart}, {windowEnd}) is not a non-empty range inside 0..{seqLen}");
+        foreach (int pos in logitPositions)
+            if (pos < windowStart || pos >= windowEnd)
+                throw new ArgumentOutOfRangeException(nameof(logitPositions), pos, $"logit position outside the window [{windowStart}, {windowEnd})");
+        Run(tokens, batch, seqLen, keyMask, cache, windowStart, windowEnd, logitPositions, logits, cancellationToken);
+    }
+
+    /// <summary>
+    /// The forward pass over positions [<paramref name="start"/>, <paramref name="end"/>) of each row (all of them
+    /// without a cache). With a cache the window's keys and values are written into it and attention reads all
+    /// seqLen keys from it.
+    /// </summary>
+    private void Run(ReadOnlySpan<int> tokens, int batch, int seqLen, ReadOnlySpan<bool> keyMask, KvCache? cache,
+        int start, int end, ReadOnlySpan<int> logitPositions, Span<float> logits, CancellationToken cancellationToken)
+    {
+        var c = Config;
         lock (_gate)
         {
-            int n = batch * seqLen, p = logitPositions.Length, d = c.DModel;
-            var w = EnsureWorkspace(batch, seqLen, batch * p);
+            int t = end - start, n = batch * t, p = logitPositions.Length, d = c.DModel;
+            var w = EnsureWorkspace(batch, t, start, batch * p);
             Span<float> h = w.H.AsSpan(0, n * d);
 
-            for (int i = 0; i < n; i++) WeightRows.ToSingle(_embedding, tokens[i], h.Slice(i * d, d));
+            for (int b = 0; b < batch; b++)
+                for (int i = 0; i < t; i++)
+                    WeightRows.ToSingle(_embedding, tokens[b * seqLen + start + i], h.Slice((b * t + i) * d, d));
+
+            // Window-relative rows of the wanted positions.
+            Span<int> selected = w.SelectedRows.AsSpan(0, p);
+            for (int i = 0; i < p; i++) selected[i] = logitPositions[i] - start;
 
             // Every query of the last block except the wanted positions is dead work: after its attention only
             // the selected rows reach ln_f, so the last block runs its queries and MLP on those rows alone.
-            bool selectLast = p < seqLen;
+            bool selectLast = p < t;
             for (int layer = 0; layer < _layers.Length; layer++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 bool last = layer == _layers.Length - 1;
-                RunBlock(_layers[layer], w, batch, seqLen, keyMask, last && selectLast ? logitPositions : default);
+                RunBlock(_layers[layer], layer, w, batch, t, start, seqLen, keyMask, cache, last && selectLast ? selected : default);
             }
             cancellationToken.ThrowIfCancellationRequested();
 
             int rows = batch * p;
             Span<float> final = w.Selected.AsSpan(0, rows * d);
-            if (!selectLast) GatherRows(h, batch, seqLen, d, logitPositions, final);
+            if (!selectLast) GatherRows(h, batch, t, d, selected, final);
             RmsNorm.Apply(final, rows, d, _finalNorm, (float)c.RmsNormEps, final);
             Gemm.MultiplyTransposed(final, rows, _lmHead, logits.Slice(0, rows * VocabSize));
             ForwardPasses++;
@@ -99,13 +166,16 @@ public sealed class MaskPredictor : IMaskPredictor, IDisposable
     }
 
     /// <summary>
-    /// One transformer block on the residual stream w.H. With <paramref name="selected"/> non-empty only those
-    /// positions' outputs are produced, into w.Selected ([batch, selected.Length, d]); w.H is left stale.
+    /// One transformer block on the residual stream w.H ([batch, t] rows, the positions start..start+t-1 of each
+    /// row). Keys come from w.K (t = seqLen) or, with a cache, from the cache after the rows' own keys are written
+    /// into it. With <paramref name="selected"/> non-empty only those rows' outputs are produced, into w.Selected
+    /// ([batch, selected.Length, d]); w.H is left stale.
     /// </summary>
-    private void RunBlock(in LayerWeights l, Workspace w, int batch, int seqLen, ReadOnlySpan<bool> keyMask, ReadOnlySpan<int> selected)
+    private void RunBlock(in LayerWeights l, int layer, Workspace w, int batch, int t, int start, int seqLen,
+        ReadOnlySpan<bool> keyMask, KvCache? cache, ReadOnlySpan<int> selected)
     {
         var c = Config;
-        int n = batch * seqLen, d = c.DModel, kvd = c.NKvHeads * c.HeadDim;
+        int n = batch * t, d = c.DModel, kvd = c.NKvHeads * c.HeadDim;
         float normEps = (float)c.RmsNormEps;
         Span<float> h = w.H.AsSpan(0, n * d), x = w.X.AsSpan(0, n * d);
         Span<float> k = w.K.AsSpan(0, n * kvd), v = w.V.AsSpan(0, n * kvd);
@@ -113,38 +183,58 @@ public sealed class MaskPredictor : IMaskPredictor, IDisposable
         RmsNorm.Apply(h, n, d, l.AttnNorm, normEps, x);
         Gemm.MultiplyTransposed(x, n, l.K, k);
         Gemm.MultiplyTransposed(x, n, l.V, v);
+        if (l.KNorm is not null) RmsNorm.Apply(k, n * c.NKvHeads, c.HeadDim, l.KNorm, normEps, k);
         _rope.Apply(k, c.NKvHeads, w.Positions.AsSpan(0, n));
+        ReadOnlySpan<float> keys = k, values = v;
+        if (cache is not null)
+        {
+            Span<float> cachedK = cache.Keys(layer), cachedV = cache.Values(layer);
+            for (int b = 0; b < batch; b++)
+            {
+                k.Slice(b * t * kvd, t * kvd).CopyTo(cachedK.Slice((b * seqLen + start) * kvd));
+                v.Slice(b * t * kvd, t * kvd).CopyTo(cachedV.Slice((b * seqLen + start) * kvd));
+            }
+            keys = cachedK;
+            values = cachedV;
+        }
 
-        // Queries: every position, or only the selected ones (their residual rows move to w.Selected).
-        int qPerRow = selected.IsEmpty ? seqLen : selected.Length;
+        // Queries: every row, or only the selected ones (their residual rows move to w.Selected).
+        int qPerRow = selected.IsEmpty ? t : selected.Length;
         int m = batch * qPerRow;
         Span<float> resid = selected.IsEmpty ? h : w.Selected.AsSpan(0, m * d);
         Span<float> xq = x;
         Span<int> qPositions = w.Positions.AsSpan(0, n);
         if (!selected.IsEmpty)
         {
-            GatherRows(h, batch, seqLen, d, selected, resid);
+            GatherRows(h, batch, t, d, selected, resid);
             xq = w.XSelected.AsSpan(0, m * d);
-            GatherRows(x, batch, seqLen, d, selected, xq);
+            GatherRows(x, batch, t, d, selected, xq);
             qPositions = w.SelectedPositions.AsSpan(0, m);
-            for (int b = 0; b < batch; b++) selected.CopyTo(qPositions.Slice(b * qPerRow, qPerRow));
+            for (int b = 0; b < batch; b++)
+                for (int i = 0; i < qPerRow; i++) qPositions[b * qPerRow + i] = start + selected[i];
         }
         Span<float> q = w.Q.AsSpan(0, m * d), att = w.Att.AsSpan(0, m * d);
         Gemm.MultiplyTransposed(xq, m, l.Q, q);
+        if (l.QNorm is not null) RmsNorm.Apply(q, m * c.NHeads, c.HeadDim, l.QNorm, normEps, q);
         _rope.Apply(q, c.NHeads, qPositions);
 
         for (int b = 0; b < batch; b++)
         {
             Attention.Forward(q.Slice(b * qPerRow * d, qPerRow * d), qPerRow,
-                k.Slice(b * seqLen * kvd, seqLen * kvd), v.Slice(b * seqLen * kvd, seqLen * kvd), seqLen,
+                keys.Slice(b * seqLen * kvd, seqLen * kvd), values.Slice(b * seqLen * kvd, seqLen * kvd), seqLen,
                 c.NHeads, c.NKvHeads, c.HeadDim, att.Slice(b * qPerRow * d, qPerRow * d),
                 keyMask.IsEmpty ? default : keyMask.Slice(b * seqLen, seqLen));
         }
         Gemm.MultiplyTransposed(att, m, l.AttnOut, resid, accumulate: true);
 
         Span<float> xf = w.X.AsSpan(0, m * d);
-        Span<float> gate = w.Gate.AsSpan(0, m * c.MlpHiddenSize), up = w.Up.AsSpan(0, m * c.MlpHiddenSize);
         RmsNorm.Apply(resid, m, d, l.FfNorm, normEps, xf);
+        if (l.Moe is not null)
+        {
+            ExpertEvaluations += l.Moe.Forward(xf, m, resid, _moeScratch, RunAllExperts);
+            return;
+        }
+        Span<float> gate = w.Gate.AsSpan(0, m * c.MlpHiddenSize), up = w.Up.AsSpan(0, m * c.MlpHiddenSize);
         Gemm.MultiplyTransposed(xf, m, l.Gate, gate);
         Gemm.MultiplyTransposed(xf, m, l.Up, up);
         Activations.SwiGlu(gate, up, gate);
@@ -181,14 +271,24 @@ public sealed class MaskPredictor : IMaskPredictor, IDisposable
             throw new ArgumentException($"logits holds {logits.Length} floats, expected {batch}x{logitPositions.Length}x{VocabSize}", nameof(logits));
     }
 
-    private Workspace EnsureWorkspace(int batch, int seqLen, int selectedRows)
+    private void ValidateCache(KvCache cache, int batch, int seqLen)
     {
-        int tokens = batch * seqLen;
-        if (_work is null || _work.Tokens < tokens || _work.SelectedRows < selectedRows)
-            _work = new Workspace(Config, Math.Max(tokens, _work?.Tokens ?? 0), Math.Max(selectedRows, _work?.SelectedRows ?? 0));
-        // RoPE positions are absolute 0..seqLen-1 in every row (also with left padding), as in the reference.
+        ArgumentNullException.ThrowIfNull(cache);
+        var c = Config;
+        if (cache.Rows != batch || cache.SeqLen != seqLen || cache.Layers != c.NLayers || cache.KvWidth != c.NKvHeads * c.HeadDim)
+            throw new ArgumentException(
+                $"KV cache holds {cache.Layers} layers x {cache.Rows}x{cache.SeqLen} positions x {cache.KvWidth}, expected {c.NLayers} x {batch}x{seqLen} x {c.NKvHeads * c.HeadDim}",
+                nameof(cache));
+    }
+
+    private Workspace EnsureWorkspace(int batch, int rowLength, int start, int selectedRows)
+    {
+        int tokens = batch * rowLength;
+        if (_work is null || _work.Tokens < tokens || _work.SelectedRowCount < selectedRows)
+            _work = new Workspace(Config, Math.Max(tokens, _work?.Tokens ?? 0), Math.Max(selectedRows, _work?.SelectedRowCount ?? 0));
+        // RoPE positions are absolute (start..start+rowLength-1) in every row, also with left padding, as in the reference.
         for (int b = 0; b < batch; b++)
-            for (int i = 0; i < seqLen; i++) _work.Positions[b * seqLen + i] = i;
+            for (int i = 0; i < rowLength; i++) _work.Positions[b * rowLength + i] = start + i;
         return _work;
     }
 
@@ -208,20 +308,20 @@ public sealed class MaskPredictor : IMaskPredictor, IDisposable
     /// <summary>Activation buffers for up to <see cref="Tokens"/> positions, reused between calls.</summary>
     private sealed class Workspace
     {
-        public readonly int Tokens, SelectedRows;
+        public readonly int Tokens, SelectedRowCount;
         public readonly float[] H, X, Q, K, V, Att, Gate, Up, Selected, XSelected;
-        public readonly int[] Positions, SelectedPositions;
+        public readonly int[] Positions, SelectedPositions, SelectedRows;
 
         public Workspace(LladaConfig c, int tokens, int selectedRows)
         {
             Tokens = tokens;
-            SelectedRows = selectedRows;
+            SelectedRowCount = selectedRows;
             int n = tokens, s = Math.Max(selectedRows, 1), d = c.DModel, kvd = c.NKvHeads * c.HeadDim, mlp = c.MlpHiddenSize;
             H = new float[n * d]; X = new float[n * d]; Q = new float[n * d]; Att = new float[n * d];
             K = new float[n * kvd]; V = new float[n * kvd];
             Gate = new float[n * mlp]; Up = new float[n * mlp];
             Selected = new float[s * d]; XSelected = new float[s * d];
-            Positions = new int[n]; SelectedPositions = new int[s];
+            Positions = new int[n]; SelectedPositions = new int[s]; SelectedRows = new int[s];
         }
     }
 }

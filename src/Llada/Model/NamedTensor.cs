@@ -98,6 +98,38 @@ public sealed class NamedTensor
         });
     }
 
+    /// <summary>
+    /// A [rows, cols] float32 matrix produced chunk by chunk (as in <see cref="FromGenerator"/>) and stored as a
+    /// <see cref="DType.Q8_0"/> pair: <c>name.q8</c> (I8) and <c>name.q8_scale</c> (F16), see <see cref="Q8Tensors"/>.
+    /// Each tensor of the pair runs <paramref name="fill"/> over the whole matrix while it is written, so neither
+    /// holds the matrix in memory.
+    /// </summary>
+    /// <exception cref="ArgumentException">cols is not a multiple of 32.</exception>
+    public static (NamedTensor Quants, NamedTensor Scales) Q8FromGenerator(string name, long rows, long cols, Action<long, Span<float>> fill)
+    {
+        ArgumentNullException.ThrowIfNull(fill);
+        if (cols % Q8Blocks.BlockSize != 0)
+            throw new ArgumentException($"tensor '{name}': Q8_0 needs a multiple of {Q8Blocks.BlockSize} columns, got {cols}", nameof(cols));
+        long count = CheckedElementCount(name, [rows, cols]);
+        void Write(Stream s, bool quants)
+        {
+            var chunk = new float[(int)Math.Min(count, 1 << 20)]; // a multiple of the block size
+            var q = new sbyte[chunk.Length];
+            var d = new Half[chunk.Length / Q8Blocks.BlockSize];
+            for (long done = 0; done < count; done += chunk.Length)
+            {
+                int n = (int)Math.Min(chunk.Length, count - done);
+                fill(done, chunk.AsSpan(0, n));
+                Q8Blocks.Quantize(chunk.AsSpan(0, n), q, d);
+                if (quants) s.Write(MemoryMarshal.AsBytes(q.AsSpan(0, n)));
+                else s.Write(MemoryMarshal.AsBytes(d.AsSpan(0, n / Q8Blocks.BlockSize)));
+            }
+        }
+        return (new NamedTensor(name + Q8Tensors.QuantSuffix, "I8", [rows, cols], count, s => Write(s, quants: true)),
+            new NamedTensor(name + Q8Tensors.ScaleSuffix, "F16", [rows, cols / Q8Blocks.BlockSize], count / Q8Blocks.BlockSize * 2,
+                s => Write(s, quants: false)));
+    }
+
     internal void WriteData(Stream stream) => _write(stream);
 
     private static long CheckedElementCount(string name, IReadOnlyList<long> shape)

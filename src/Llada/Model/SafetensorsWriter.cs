@@ -19,10 +19,14 @@ public static class SafetensorsWriter
     public static IReadOnlyDictionary<string, string> PyTorchMetadata { get; } =
         new Dictionary<string, string> { ["format"] = "pt" };
 
-    /// <summary>Writes <paramref name="tensors"/> to <paramref name="path"/>, replacing it atomically.</summary>
+    /// <summary>
+    /// Writes <paramref name="tensors"/> to <paramref name="path"/>, replacing it atomically; <paramref name="progress"/>
+    /// receives each tensor just before its data is written.
+    /// </summary>
     /// <exception cref="ArgumentException">Two tensors share a name, or a name is reserved.</exception>
     public static void Write(string path, IEnumerable<NamedTensor> tensors,
-        IReadOnlyDictionary<string, string>? metadata = null, CancellationToken cancellationToken = default)
+        IReadOnlyDictionary<string, string>? metadata = null, CancellationToken cancellationToken = default,
+        IProgress<NamedTensor>? progress = null)
     {
         var ordered = tensors.ToList();
         CheckNames(ordered);
@@ -38,6 +42,7 @@ public static class SafetensorsWriter
             foreach (var t in ordered)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                progress?.Report(t);
                 long before = stream.Position;
                 t.WriteData(stream);
                 if (stream.Position - before != t.ByteLength)
@@ -53,7 +58,8 @@ public static class SafetensorsWriter
     /// model.safetensors.index.json. Creates the directory if needed; returns the file names written.
     /// </summary>
     public static IReadOnlyList<string> WriteModel(string directory, IReadOnlyList<NamedTensor> tensors, long maxShardBytes,
-        IReadOnlyDictionary<string, string>? metadata = null, CancellationToken cancellationToken = default)
+        IReadOnlyDictionary<string, string>? metadata = null, CancellationToken cancellationToken = default,
+        IProgress<NamedTensor>? progress = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
         CheckNames(tensors);
@@ -61,7 +67,7 @@ public static class SafetensorsWriter
         long total = tensors.Sum(t => t.ByteLength);
         if (total <= maxShardBytes)
         {
-            Write(Path.Combine(directory, SingleFileName), tensors, metadata, cancellationToken);
+            Write(Path.Combine(directory, SingleFileName), tensors, metadata, cancellationToken, progress);
             return [SingleFileName];
         }
 
@@ -83,7 +89,7 @@ public static class SafetensorsWriter
         for (int i = 0; i < shards.Count; i++)
         {
             string file = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
-            Write(Path.Combine(directory, file), shards[i], metadata, cancellationToken);
+            Write(Path.Combine(directory, file), shards[i], metadata, cancellationToken, progress);
             names.Add(file);
             foreach (var t in shards[i]) weightMap[t.Name] = file;
         }

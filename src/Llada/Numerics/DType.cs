@@ -9,17 +9,23 @@ public enum DType
     BF16,
     /// <summary>IEEE 754 binary16 (<see cref="Half"/>).</summary>
     F16,
+    /// <summary>
+    /// Blocks of <see cref="Q8Blocks.BlockSize"/> int8 weights along a row with one binary16 scale each (llama.cpp's
+    /// Q8_0 idea): element = quant * scale. Only as a <see cref="WeightMatrix"/>; see <see cref="Q8Blocks"/>.
+    /// </summary>
+    Q8_0,
 }
 
 /// <summary>Sizes and scalar conversions of <see cref="DType"/> elements.</summary>
 public static class DTypes
 {
-    /// <summary>Bytes per element.</summary>
+    /// <summary>Bytes per element (for <see cref="DType.Q8_0"/>: per quant, the block scales come on top).</summary>
     public static int SizeOf(DType dtype) => dtype switch
     {
         DType.F32 => 4,
         DType.BF16 => 2,
         DType.F16 => 2,
+        DType.Q8_0 => 1,
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
     };
 

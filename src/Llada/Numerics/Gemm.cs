@@ -10,7 +10,9 @@ public static unsafe class Gemm
     /// <summary>
     /// Y[m, n] = X[m, k] * W[n, k]^T (or Y += ... when <paramref name="accumulate"/>), X and Y row-major float32,
     /// W in any <see cref="DType"/>, k = W.Cols, n = W.Rows. bf16/f16 weights are widened to float32 block by
-    /// block while packing (or on the fly for small m); no float32 copy of W is ever made.
+    /// block while packing (or on the fly for small m); no float32 copy of W is ever made. Q8_0 weights take the
+    /// integer path (<see cref="QuantizedGemm"/>): X is quantised to int8 blocks on the fly, so the result carries
+    /// the activation rounding too (relative error ~1e-2 of the sum of |terms|, not float32 accuracy).
     /// </summary>
     public static void MultiplyTransposed(ReadOnlySpan<float> x, int m, in WeightMatrix w, Span<float> y, bool accumulate = false)
     {
@@ -22,6 +24,11 @@ public static unsafe class Gemm
         fixed (float* xp = x)
         fixed (float* yp = y)
         {
+            if (w.DType == DType.Q8_0)
+            {
+                QuantizedGemm.MultiplyTransposed(xp, m, w, yp, accumulate);
+                return;
+            }
             var problem = new GemmEngine.Problem
             {
                 M = m, N = n, K = k,

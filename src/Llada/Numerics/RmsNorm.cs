@@ -65,6 +65,10 @@ public static unsafe class WeightRows
             case DType.F16:
                 TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>((Half*)w.Data + start, w.Cols), destination);
                 break;
+            case DType.Q8_0:
+                Q8Blocks.Dequantize(new ReadOnlySpan<sbyte>((sbyte*)w.Data + start, w.Cols),
+                    new ReadOnlySpan<Half>(w.Scales + start / Q8Blocks.BlockSize, w.Cols / Q8Blocks.BlockSize), destination);
+                break;
             default:
                 throw new InvalidOperationException($"unknown dtype {w.DType}");
         }

@@ -9,7 +9,7 @@ namespace Llada.Numerics;
 /// </summary>
 internal static unsafe class ScratchBuffers
 {
-    public const int Slots = 8;
+    public const int Slots = 10;
 
     [ThreadStatic] private static float[]?[]? t_arrays;
 

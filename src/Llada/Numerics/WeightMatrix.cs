@@ -4,11 +4,16 @@ namespace Llada.Numerics;
 /// A read-only row-major matrix of <see cref="Rows"/> x <see cref="Cols"/> elements of <see cref="DType"/>,
 /// in the checkpoint's [out, in] layout. It points into memory it does not own (a memory-mapped file or a
 /// pinned array); the owner keeps that memory alive for as long as the view is used.
+/// A <see cref="DType.Q8_0"/> matrix is two arrays: int8 quants [Rows, Cols] at <see cref="Data"/> and binary16
+/// block scales [Rows, Cols / 32] at <see cref="Scales"/> (see <see cref="Q8Blocks"/>); the matrix products take
+/// either kind, so model code never needs to know which it holds.
 /// </summary>
 public readonly unsafe struct WeightMatrix
 {
-    /// <summary>Start of the first element.</summary>
+    /// <summary>Start of the first element (the first int8 quant for <see cref="DType.Q8_0"/>).</summary>
     public readonly void* Data;
+    /// <summary>Start of the binary16 block scales of a <see cref="DType.Q8_0"/> matrix; null for the float dtypes.</summary>
+    public readonly Half* Scales;
     /// <summary>Number of rows (output features).</summary>
     public readonly int Rows;
     /// <summary>Number of columns (input features).</summary>
@@ -16,19 +21,43 @@ public readonly unsafe struct WeightMatrix
     /// <summary>Element type.</summary>
     public readonly DType DType;
 
-    /// <summary>Creates a view; <paramref name="data"/> must hold rows*cols elements of <paramref name="dtype"/>.</summary>
+    /// <summary>Creates a view; <paramref name="data"/> must hold rows*cols elements of a float <paramref name="dtype"/>.</summary>
     public WeightMatrix(void* data, int rows, int cols, DType dtype)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         ArgumentOutOfRangeException.ThrowIfNegative(cols);
+        if (dtype == DType.Q8_0) throw new ArgumentException("a Q8_0 matrix needs its block scales: use WeightMatrix.Q8", nameof(dtype));
         Data = data;
         Rows = rows;
         Cols = cols;
         DType = dtype;
     }
 
-    /// <summary>Bytes the matrix occupies.</summary>
-    public long ByteLength => (long)Rows * Cols * DTypes.SizeOf(DType);
+    private WeightMatrix(sbyte* quants, Half* scales, int rows, int cols)
+    {
+        Data = quants;
+        Scales = scales;
+        Rows = rows;
+        Cols = cols;
+        DType = DType.Q8_0;
+    }
+
+    /// <summary>
+    /// A <see cref="DType.Q8_0"/> view: <paramref name="quants"/> holds rows*cols int8 values, <paramref name="scales"/>
+    /// rows*(cols/32) binary16 scales, row-major; cols must be a multiple of <see cref="Q8Blocks.BlockSize"/>.
+    /// </summary>
+    public static WeightMatrix Q8(sbyte* quants, Half* scales, int rows, int cols)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegative(cols);
+        if (cols % Q8Blocks.BlockSize != 0)
+            throw new ArgumentException($"a Q8_0 matrix needs a multiple of {Q8Blocks.BlockSize} columns, got {cols}", nameof(cols));
+        return new WeightMatrix(quants, scales, rows, cols);
+    }
+
+    /// <summary>Bytes the matrix occupies (quants plus scales for <see cref="DType.Q8_0"/>).</summary>
+    public long ByteLength => (long)Rows * Cols * DTypes.SizeOf(DType) +
+        (DType == DType.Q8_0 ? (long)Rows * (Cols / Q8Blocks.BlockSize) * sizeof(ushort) : 0);
 
     /// <summary>Element (r, c) converted to float32 (slow; for tests and reference paths).</summary>
     public float this[int r, int c]
@@ -41,6 +70,7 @@ public readonly unsafe struct WeightMatrix
                 DType.F32 => ((float*)Data)[i],
                 DType.BF16 => DTypes.BF16ToSingle(((ushort*)Data)[i]),
                 DType.F16 => (float)((Half*)Data)[i],
+                DType.Q8_0 => ((sbyte*)Data)[i] * (float)Scales[i / Q8Blocks.BlockSize],
                 _ => throw new InvalidOperationException($"unknown dtype {DType}"),
             };
         }

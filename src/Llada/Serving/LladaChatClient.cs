@@ -12,7 +12,7 @@ namespace Llada.Serving;
 /// LLaDA as a Microsoft.Extensions.AI <see cref="IChatClient"/>. Messages go through the tokenizer's chat template;
 /// <see cref="ChatOptions"/> map to the reverse process: MaxOutputTokens → gen_length (rounded up to a multiple of
 /// the block length), Temperature, Seed, StopSequences, and through AdditionalProperties the LLaDA knobs
-/// <c>steps</c>, <c>block_length</c>, <c>remasking</c>, <c>cfg_scale</c>, <c>threshold</c>. Streaming yields each
+/// <c>steps</c>, <c>block_length</c>, <c>remasking</c>, <c>cfg_scale</c>, <c>threshold</c>, <c>cache</c>. Streaming yields each
 /// block's text once every position of the block is committed. Text is cut at EOS / end-of-turn.
 /// </summary>
 public sealed class LladaChatClient : IChatClient
@@ -94,6 +94,7 @@ public sealed class LladaChatClient : IChatClient
             CfgScale = Knob<double>(options, "cfg_scale"),
             Threshold = Knob<double>(options, "threshold"),
             Remasking = KnobString(options, "remasking"),
+            Cache = KnobString(options, "cache"),
         };
         return new TextRequest
         {

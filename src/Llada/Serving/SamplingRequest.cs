@@ -22,6 +22,8 @@ public sealed record SamplingRequest
     public double? Threshold { get; init; }
     /// <summary>remasking: low_confidence, random or ar.</summary>
     public string? Remasking { get; init; }
+    /// <summary>cache: approximate KV cache, none, prefix or dual.</summary>
+    public string? Cache { get; init; }
     /// <summary>seed of the random draws.</summary>
     public int? Seed { get; init; }
 
@@ -54,6 +56,8 @@ public sealed record SamplingRequest
             CfgScale = CfgScale ?? defaults.CfgScale,
             Threshold = Threshold ?? defaults.Threshold,
             Seed = Seed ?? defaults.Seed,
+            Cache = Cache is null ? defaults.Cache
+                : KvCacheModeNames.TryParse(Cache, out var cache) ? cache : throw new ArgumentException(KvCacheModeNames.UnknownMessage(Cache, "cache"), "cache"),
             Remasking = remasking switch
             {
                 "low_confidence" or "ar" => Diffusion.Remasking.LowConfidence,

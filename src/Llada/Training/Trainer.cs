@@ -20,7 +20,7 @@ public readonly record struct StepMetrics(long Step, double Loss, double Learnin
 /// <see cref="Objective"/>), clip, take an AdamW step at the scheduled rate. Data loading is the caller's: the batch
 /// provider receives the global micro-batch index, so a resumed run asks for the same data.
 /// </summary>
-public sealed class Trainer
+public sealed class Trainer : ITrainer
 {
     private readonly LossBatch _batch;
 
@@ -59,6 +59,7 @@ public sealed class Trainer
         long start = Stopwatch.GetTimestamp(), tokens = 0;
         double loss = 0;
         Model.ZeroGradients();
+        Model.RouterLossScale = 1.0 / Accumulation; // MoE router losses count once per step, like the cross-entropy
         for (int micro = 0; micro < Accumulation; micro++)
         {
             TokenBatch data = nextBatch(Step * Accumulation + micro);
@@ -93,25 +94,46 @@ public sealed class Trainer
     /// Writes what a bit-identical resume needs besides the weights (which the checkpoint writer saves): the step,
     /// the optimiser moments and the forward process's random state.
     /// </summary>
-    public void SaveState(Stream stream)
+    public void SaveState(Stream stream) => WriteState(stream, Step, Objective.Process, Optimizer);
+
+    /// <summary>Restores a state written by <see cref="SaveState"/>.</summary>
+    public void LoadState(Stream stream) => Step = ReadState(stream, Objective.Process, Optimizer);
+
+    /// <summary>The resume state of a training loop: step, random stream, optimiser.</summary>
+    internal static void WriteState(Stream stream, long step, ForwardProcess process, AdamW optimizer)
     {
         using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
         writer.Write(Magic);
-        writer.Write(Step);
-        foreach (ulong word in Objective.Process.GetState()) writer.Write(word);
-        Optimizer.Save(writer);
+        writer.Write(step);
+        foreach (ulong word in process.GetState()) writer.Write(word);
+        optimizer.Save(writer);
     }
 
-    /// <summary>Restores a state written by <see cref="SaveState"/>.</summary>
-    public void LoadState(Stream stream)
+    /// <summary>Restores what <see cref="WriteState"/> wrote; returns the step.</summary>
+    internal static long ReadState(Stream stream, ForwardProcess process, AdamW optimizer)
     {
         using var reader = new BinaryReader(stream, System.Text.Encoding.UTF8, leaveOpen: true);
         if (reader.ReadInt32() != Magic) throw new InvalidDataException("not a trainer state (bad magic number)");
         long step = reader.ReadInt64();
         Span<ulong> rng = stackalloc ulong[4];
         for (int i = 0; i < 4; i++) rng[i] = reader.ReadUInt64();
-        Objective.Process.SetState(rng);
-        Optimizer.Load(reader);
-        Step = step;
+        process.SetState(rng);
+        optimizer.Load(reader);
+        return step;
     }
+}
+
+/// <summary>A training loop that takes optimiser steps on a model and can save and restore its position.</summary>
+public interface ITrainer
+{
+    /// <summary>The model being trained.</summary>
+    TrainableModel Model { get; }
+    /// <summary>Steps taken so far (the index of the next step).</summary>
+    long Step { get; }
+    /// <summary>Takes one optimiser step on micro-batches from <paramref name="nextBatch"/> (given the global micro-batch index).</summary>
+    StepMetrics TrainStep(Func<long, TokenBatch> nextBatch);
+    /// <summary>Writes what a bit-identical resume needs besides the weights.</summary>
+    void SaveState(Stream stream);
+    /// <summary>Restores a state written by <see cref="SaveState"/>.</summary>
+    void LoadState(Stream stream);
 }

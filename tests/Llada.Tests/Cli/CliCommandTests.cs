@@ -18,6 +18,27 @@ public sealed class CliCommandTests(CliTestHost host) : IClassFixture<CliTestHos
         Assert.Equal(4, json.GetProperty("forward_passes").GetInt32());
     }
 
+    [Theory]
+    [InlineData("prefix")]
+    [InlineData("dual")]
+    public async Task Generate_with_a_cache_matches_the_library_sampler_and_counts_window_passes(string cache)
+    {
+        var (exit, stdout, stderr) = await CliTestHost.Run("generate", "--model", host.ModelDir, "--prompt-ids", "1,2,3",
+            "--gen-length", "16", "--steps", "8", "--block-length", "4", "--cache", cache, "--json");
+        Assert.True(exit == 0, stderr);
+        var json = CliTestHost.Json(stdout);
+        using var model = Llada.Model.MaskPredictor.Load(host.ModelDir);
+        var options = new Llada.Diffusion.GenerationOptions
+        {
+            GenLength = 16, Steps = 8, BlockLength = 4, EosTokenId = model.Config.EosTokenId,
+            Cache = Llada.Diffusion.KvCacheModeNames.Parse(cache),
+        };
+        var expected = new Llada.Diffusion.ReverseProcess(model).Generate([1, 2, 3], options, cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Equal(expected.Sequences[0], json.GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal(8, json.GetProperty("forward_passes").GetInt32());
+        Assert.Equal(4, json.GetProperty("window_passes").GetInt32()); // 4 blocks of 2 steps: the second step of each
+    }
+
     [Fact]
     public async Task Generate_is_reproducible_for_a_seed()
     {
@@ -32,6 +53,7 @@ public sealed class CliCommandTests(CliTestHost host) : IClassFixture<CliTestHos
     [InlineData("divisible", "--gen-length", "8", "--block-length", "4", "--steps", "3")]
     [InlineData("'sideways' is unknown", "--remasking", "sideways")]
     [InlineData("max_sequence_length", "--gen-length", "200", "--block-length", "200")]
+    [InlineData("--cache 'triple' is unknown; use none, prefix or dual", "--cache", "triple")]
     public async Task Generate_rejects_bad_arguments_with_one_clear_line(string expected, params string[] extra)
     {
         var (exit, stdout, stderr) = await CliTestHost.Run(["generate", "--model", host.ModelDir, "--prompt-ids", "1,2", .. extra]);
@@ -89,11 +111,13 @@ public sealed class CliCommandTests(CliTestHost host) : IClassFixture<CliTestHos
     [Fact]
     public async Task Bench_json_reports_the_median_forward_time()
     {
-        var (exit, stdout, stderr) = await CliTestHost.Run("bench", "--model", host.ModelDir, "--seq-len", "16", "--repeat", "2", "--json");
+        var (exit, stdout, stderr) = await CliTestHost.Run("bench", "--model", host.ModelDir, "--seq-len", "16", "--repeat", "2", "--active-block", "4", "--json");
         Assert.True(exit == 0, stderr);
         var json = CliTestHost.Json(stdout);
         Assert.True(json.GetProperty("forward_ms_median").GetDouble() > 0);
         Assert.True(json.GetProperty("gflops").GetDouble() > 0);
+        Assert.Equal(4, json.GetProperty("active_block").GetInt32());
+        Assert.True(json.GetProperty("cached_window_ms_median").GetDouble() > 0);
     }
 
     [Fact]
@@ -113,7 +137,7 @@ public sealed class CliCommandTests(CliTestHost host) : IClassFixture<CliTestHos
             Directory.CreateDirectory(dir);
             foreach (var f in Directory.GetFiles(host.ModelDir)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
             File.WriteAllText(Path.Combine(dir, "training_state.json"), "{\"config\":{\"objective\":\"ar\"}}");
-            var (exit, _, stderr) = await CliTestHost.Run("generate", "--model", dir, "--prompt-ids", "1,2", "--gen-length", "4");
+            var (exit, _, stderr) = await CliTestHost.Run("chat", "--model", dir);
             Assert.Equal(1, exit);
             Assert.Contains("autoregressive baseline", stderr);
         }

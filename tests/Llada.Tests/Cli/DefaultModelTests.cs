@@ -26,4 +26,39 @@ public class DefaultModelTests
         Assert.Equal("LLaDAModelLM", json.GetProperty("architecture").GetString());
         Assert.True(json.GetProperty("has_tokenizer").GetBoolean());
     }
+
+    [Fact]
+    public async Task Bench_sampling_counts_full_and_window_passes_per_setting()
+    {
+        string dir = Directory.CreateTempSubdirectory("llada-bench-sampling-").FullName;
+        try
+        {
+            string task = Path.Combine(dir, "rev.jsonl");
+            File.WriteAllText(task, """
+                {"eval_task":"rev","type":"generate","match":"exact","gen_length":8}
+                {"prompt":"Reverse the word cat.","answer":"tac"}
+                {"prompt":"Reverse the word dog.","answer":"god"}
+                """);
+            var (exit, stdout, stderr) = await CliTestHost.Run("bench", "--sampling", task, "--block-length", "4", "--json");
+            Assert.True(exit == 0, stderr);
+            var settings = CliTestHost.Json(stdout).GetProperty("settings").EnumerateArray().ToDictionary(s => s.GetProperty("name").GetString()!);
+            Assert.Equal(6, settings.Count);
+            var vanilla = settings["vanilla"];
+            Assert.Equal(16, vanilla.GetProperty("full_passes").GetInt32()); // 2 prompts x 8 steps
+            Assert.Equal(0, vanilla.GetProperty("window_passes").GetInt32());
+            Assert.Equal(2, vanilla.GetProperty("same_answer_as_vanilla").GetInt32());
+            foreach (string name in new[] { "cache prefix", "cache dual" })
+            {
+                Assert.Equal(4, settings[name].GetProperty("full_passes").GetInt32()); // 2 prompts x 2 blocks
+                Assert.Equal(12, settings[name].GetProperty("window_passes").GetInt32());
+            }
+            var both = settings["cache dual + threshold 0.9"];
+            Assert.Equal(4, both.GetProperty("full_passes").GetInt32());
+            Assert.Equal(16, both.GetProperty("canvas_tokens").GetInt32());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }

@@ -57,6 +57,32 @@ public class TrainCommandTests
     }
 
     [Fact]
+    public async Task Train_with_MoE_fields_writes_a_LLaDA_MoE_checkpoint_that_info_generate_and_resume_read()
+    {
+        string data = Corpus(), output = RunTestSupport.TempDir();
+        string config = TinyConfig(""", "num_experts": 4, "num_experts_per_tok": 2, "expert_intermediate_size": 16, "first_k_dense_replace": 1, "router_z_loss_coef": 0.001""");
+        var (code, stdout, stderr) = await Run("train", "--config", config, "--data", data, "--valid", data, "--tokenizer", Tokenizer, "--out", output, "--threads", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("finished at step 3/3", stdout);
+        var written = Llada.Model.LladaConfigFile.Load(Path.Combine(output, "config.json"));
+        Assert.Equal("lladamoe", written.ModelType);
+        Assert.Equal([false, true], written.Moe!.MoeLayers);
+        Assert.Equal(0.001, written.Moe.RouterZLossCoef);
+
+        (code, stdout, stderr) = await Run("info", "--model", output);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("4 per MoE layer, top-2", stdout);
+        (code, _, stderr) = await Run("generate", "--model", output, "--prompt-ids", "5,6,7", "--gen-length", "8", "--steps", "4");
+        Assert.True(code == 0, stderr);
+        (code, stdout, stderr) = await Run("train", "--config", config, "--data", data, "--out", output, "--resume", "--steps", "4");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("finished at step 4/4", stdout);
+        Assert.Contains("'num_experts_per_tok' must be in 1..num_experts (4), found 5",
+            (await Run("train", "--config", TinyConfig(""", "num_experts": 4, "num_experts_per_tok": 5, "expert_intermediate_size": 16"""),
+                "--data", data, "--tokenizer", Tokenizer, "--out", RunTestSupport.TempDir())).Err);
+    }
+
+    [Fact]
     public async Task Bad_inputs_fail_with_one_clear_line_before_training()
     {
         string data = Corpus(), config = TinyConfig(), output = RunTestSupport.TempDir();
@@ -99,6 +125,31 @@ public class TrainCommandTests
         Assert.Contains("--resume", help);
         (_, help, _) = await Run("sft", "--help");
         Assert.Contains("llada sft --model runs/tiny", help);
+    }
+
+    [Fact]
+    public async Task Prefer_trains_with_vrpo_reports_preference_accuracy_and_rejects_bad_flags()
+    {
+        var (modelDir, _) = SftRunTests.PretrainedModel();
+        string data = PreferenceRunTests.Preferences(), output = RunTestSupport.TempDir();
+        string config = Temp("prefer.json", """{ "base": "sft", "seq_len": 128, "batch_size": 2, "steps": 2, "warmup_steps": 0, "eval_batches": 1 }""");
+        var (code, stdout, stderr) = await Run("prefer", "--model", modelDir, "--data", data, "--valid", data, "--out", output, "--config", config,
+            "--samples", "2", "--allocation", "naive", "--timesteps", "2", "--no-antithetic", "--threads", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("VRPO: beta 0.1, n 2 = 2 timesteps x 1 masks, independent reference draws", stderr);
+        Assert.Contains("finished at step 2/2", stdout);
+        Assert.Contains("preference accuracy", stdout);
+        Assert.True(File.Exists(Path.Combine(output, "loss.svg")));
+
+        (code, _, stderr) = await Run("prefer", "--model", modelDir, "--data", data, "--out", RunTestSupport.TempDir(), "--config", config, "--samples", "4", "--allocation", "naive", "--timesteps", "3");
+        Assert.Equal(1, code);
+        Assert.Contains("divides the sampling budget 4", stderr);
+        (code, _, stderr) = await Run("prefer", "--model", modelDir, "--data", data, "--out", RunTestSupport.TempDir(), "--allocation", "best");
+        Assert.Equal(1, code);
+        Assert.Contains("--allocation must be optimal or naive", stderr);
+        (_, string help, _) = await Run("prefer", "--help");
+        Assert.Contains("llada prefer --model models/llada-tiny-instruct --data data/prefs/train.jsonl", help);
+        Assert.Contains("--no-antithetic", help);
     }
 
     [Fact]

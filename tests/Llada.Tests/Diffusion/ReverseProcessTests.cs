@@ -447,6 +447,8 @@ public class ReverseProcessTests
         { Options(4, 4, 4) with { Threshold = 1.5 }, [1], "threshold must be in (0, 1]" },
         { Options(4, 4, 4) with { Threshold = 0.9, Factor = 1 }, [1], "at most one of threshold and factor" },
         { Options(4, 4, 4) with { Factor = 1, Remasking = Remasking.Random }, [1], "need low_confidence remasking" },
+        { Options(4, 4, 4) with { Cache = KvCacheMode.Dual }, [1], "cache dual needs a predictor with a KV cache" },
+        { Options(4, 4, 4) with { Cache = (KvCacheMode)7 }, [1], "unknown cache mode 7" },
     };
 
     [Theory]

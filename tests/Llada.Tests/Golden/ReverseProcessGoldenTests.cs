@@ -8,11 +8,26 @@ public class ReverseProcessGoldenTests
 {
     [Theory]
     [MemberData(nameof(GoldenFixtures.All), MemberType = typeof(GoldenFixtures))]
-    public void Greedy_generation_matches_the_reference_token_for_token_and_step_for_step(string fixture)
+    public void Greedy_generation_matches_the_reference_token_for_token_and_step_for_step(string fixture) =>
+        ReplayCases(fixture, "expected_generate.json");
+
+    [Theory]
+    [MemberData(nameof(GoldenFixtures.All), MemberType = typeof(GoldenFixtures))]
+    public void Greedy_generation_with_the_prefix_and_dual_KV_cache_matches_the_reference(string fixture)
+    {
+        var cases = GoldenFixtures.Load(fixture, "expected_generate_cached.json").GetProperty("cases").EnumerateArray().ToArray();
+        Assert.Contains(cases, c => c.GetProperty("options").GetProperty("cache").GetString() == "prefix");
+        Assert.Contains(cases, c => c.GetProperty("options").GetProperty("cache").GetString() == "dual");
+        // The cache is an approximation: the reference's cached trajectories must differ from the uncached ones somewhere.
+        Assert.Contains(cases, c => c.GetProperty("differs_from_uncached").GetBoolean());
+        ReplayCases(fixture, "expected_generate_cached.json");
+    }
+
+    private static void ReplayCases(string fixture, string file)
     {
         using var model = MaskPredictor.Load(GoldenFixtures.Dir(fixture));
         var sampler = new ReverseProcess(model);
-        foreach (var c in GoldenFixtures.Load(fixture, "expected_generate.json").GetProperty("cases").EnumerateArray())
+        foreach (var c in GoldenFixtures.Load(fixture, file).GetProperty("cases").EnumerateArray())
         {
             string name = $"{fixture}/{c.GetProperty("name").GetString()}";
             int[] prompt = GoldenFixtures.Ints(c.GetProperty("prompt_ids"));
@@ -30,6 +45,7 @@ public class ReverseProcessGoldenTests
                 EndOfTurnTokenId = o.GetProperty("eot_id").GetInt32(),
                 Threshold = o.GetProperty("threshold").ValueKind == JsonValueKind.Null ? null : o.GetProperty("threshold").GetDouble(),
                 Factor = o.GetProperty("factor").ValueKind == JsonValueKind.Null ? null : o.GetProperty("factor").GetDouble(),
+                Cache = o.TryGetProperty("cache", out var cache) ? Enum.Parse<KvCacheMode>(cache.GetString()!, ignoreCase: true) : KvCacheMode.None,
             };
             var steps = new List<(int[] Positions, int[] Tokens)>();
             var result = sampler.Generate(prompt, options, new StepRecorder(s =>
@@ -47,6 +63,8 @@ public class ReverseProcessGoldenTests
             }
             Assert.Equal(GoldenFixtures.Ints(c.GetProperty("token_ids")), result.Sequences[0]);
             Assert.Equal(steps.Count, result.ForwardPasses);
+            int blocksRun = c.GetProperty("steps").EnumerateArray().Select(x => x.GetProperty("block").GetInt32()).Distinct().Count();
+            Assert.Equal(options.Cache == KvCacheMode.None ? 0 : steps.Count - blocksRun, result.WindowPasses);
         }
     }
 

@@ -20,13 +20,14 @@ public sealed class ChatReplTests
     {
         using var g = ServingTestModels.Scripted("Hi there");
         var (repl, output) = Repl(g, "Be brief.");
-        var input = new StringReader("hello\n/set steps 8\nagain\n/set block_length 5\n/set bogus 1\n/reset\n/frobnicate\n/exit\nnever read\n");
+        var input = new StringReader("hello\n/set steps 8\nagain\n/set block_length 5\n/set bogus 1\n/set cache triple\n/reset\n/frobnicate\n/exit\nnever read\n");
         Assert.Equal(0, await repl.RunAsync(input, installCtrlC: false, TestContext.Current.CancellationToken));
         string text = output.ToString();
         Assert.Equal(2, text.Split("llada> Hi there").Length - 1);
         Assert.Contains("steps 8,", text);
         Assert.Contains("gen_length 16 is not divisible by block_length 5", text);
         Assert.Contains("unknown setting 'bogus'", text);
+        Assert.Contains("cache 'triple' is unknown; use none, prefix or dual", text);
         Assert.Contains("history cleared", text);
         Assert.Contains("unknown command", text);
         Assert.Equal(8, repl.Options.Steps);

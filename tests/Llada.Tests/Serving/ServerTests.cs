@@ -142,6 +142,7 @@ public sealed class ServerTests(SyntheticModelFixture model) : IClassFixture<Syn
         { "/v1/chat/completions", """{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8, "block_length": 4, "steps": 3}""", 400, "steps", null },
         { "/v1/chat/completions", """{"messages": [{"role": "user", "content": "hi"}], "remasking": "sideways"}""", 400, "remasking", null },
         { "/v1/chat/completions", """{"messages": [{"role": "user", "content": "hi"}], "n": 50}""", 400, "n", null },
+        { "/v1/chat/completions", """{"messages": [{"role": "user", "content": "hi"}], "cache": "sideways"}""", 400, "cache", null },
         { "/v1/chat/completions", """{"messages": [{"role": "user", "content": "hi"}], "stop": 7}""", 400, "stop", "invalid_type" },
         { "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"" + new string('x', 400) + "\"}]}", 400, "messages", "context_length_exceeded" },
         { "/v1/chat/completions", """{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 250}""", 400, "max_tokens", "context_length_exceeded" },

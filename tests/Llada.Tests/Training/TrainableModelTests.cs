@@ -11,7 +11,7 @@ public class TrainableModelTests
     };
 
     /// <summary>Replaces the init (std 0.02, nearly linear) by O(1) weights so every nonlinearity is exercised.</summary>
-    private static void Randomize(TrainableModel model, int seed)
+    internal static void Randomize(TrainableModel model, int seed)
     {
         var rng = new Random(seed);
         foreach (var t in model.Tensors)
@@ -21,7 +21,7 @@ public class TrainableModelTests
         }
     }
 
-    private static Func<string, double[]> ParametersOf(TrainableModel model, double[] flat) =>
+    internal static Func<string, double[]> ParametersOf(TrainableModel model, double[] flat) =>
         name => { var t = model.Tensor(name); return flat.AsSpan(t.Offset, t.Length).ToArray(); };
 
     [Fact]

@@ -82,6 +82,50 @@ public static class CorpusReader
         tracker.Finish();
     }
 
+    /// <summary>
+    /// Reads preference records from .jsonl files: {"prompt": ..., "chosen": ..., "rejected": ...} or
+    /// {"messages": [...], "chosen": ..., "rejected": ...} (the messages are the history before the answer and end
+    /// with a user turn). Other fields are ignored. Errors name the file and line.
+    /// </summary>
+    public static IEnumerable<PreferenceRecord> ReadPreferences(IEnumerable<string> sources,
+        IProgress<DataProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var files = ExpandSources(sources);
+        var tracker = new ProgressTracker(files, progress);
+        foreach (var file in files)
+        {
+            if (!IsJsonl(file))
+                throw new DataFormatException(file, 0, "preference data must be a .jsonl file with \"prompt\" (or \"messages\"), \"chosen\" and \"rejected\" fields");
+            foreach (var p in ReadJsonl(file, tracker, cancellationToken, ParsePreference)) yield return p;
+        }
+        tracker.Finish();
+    }
+
+    private static PreferenceRecord ParsePreference(JsonElement root, string path, long line)
+    {
+        IReadOnlyList<ChatTurn> history;
+        if (root.TryGetProperty("messages", out var messages))
+        {
+            var turns = ParseMessages(messages, path, line);
+            if (turns[^1].Role == "assistant")
+                throw new DataFormatException(path, line, "the last message is from \"assistant\"; in a preference record the messages are the prompt and the answers go in \"chosen\" and \"rejected\"");
+            history = turns;
+        }
+        else if (root.TryGetProperty("prompt", out _))
+        {
+            string prompt = RequiredString(root, "prompt", path, line, "a preference record");
+            if (string.IsNullOrWhiteSpace(prompt)) throw new DataFormatException(path, line, "field \"prompt\" is empty");
+            history = [new ChatTurn("user", prompt)];
+        }
+        else throw new DataFormatException(path, line, "missing field \"prompt\" (or \"messages\"); a preference record needs one of them plus \"chosen\" and \"rejected\"");
+        string chosen = RequiredString(root, "chosen", path, line, "a preference record");
+        string rejected = RequiredString(root, "rejected", path, line, "a preference record");
+        if (string.IsNullOrWhiteSpace(chosen)) throw new DataFormatException(path, line, "field \"chosen\" is empty");
+        if (string.IsNullOrWhiteSpace(rejected)) throw new DataFormatException(path, line, "field \"rejected\" is empty");
+        if (chosen.Trim() == rejected.Trim()) throw new DataFormatException(path, line, "\"chosen\" and \"rejected\" are the same answer");
+        return new PreferenceRecord(history, chosen, rejected, path, line);
+    }
+
     private static bool IsJsonl(string path) => path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
 
     private static IEnumerable<TextDocument> ReadText(string path, bool onePerFile, ProgressTracker tracker,
@@ -169,24 +213,7 @@ public static class CorpusReader
     {
         if (root.TryGetProperty("messages", out var messages))
         {
-            if (messages.ValueKind != JsonValueKind.Array)
-                throw new DataFormatException(path, line, $"field \"messages\" must be an array, found {Kind(messages)}");
-            int count = messages.GetArrayLength();
-            if (count == 0) throw new DataFormatException(path, line, "field \"messages\" is empty");
-            var turns = new ChatTurn[count];
-            int i = 0;
-            foreach (var m in messages.EnumerateArray())
-            {
-                string where = $"message {i + 1} of {count}";
-                if (m.ValueKind != JsonValueKind.Object)
-                    throw new DataFormatException(path, line, $"{where} must be an object, found {Kind(m)}");
-                string role = RequiredString(m, "role", path, line, where);
-                string content = RequiredString(m, "content", path, line, where);
-                if (role.Length == 0) throw new DataFormatException(path, line, $"{where} has an empty \"role\"");
-                if (string.IsNullOrWhiteSpace(content))
-                    throw new DataFormatException(path, line, $"{where} ({role}) has empty \"content\"");
-                turns[i++] = new ChatTurn(role, content);
-            }
+            var turns = ParseMessages(messages, path, line);
             if (turns[^1].Role != "assistant")
                 throw new DataFormatException(path, line,
                     $"the last message is from \"{turns[^1].Role}\", not \"assistant\"; an SFT dialogue must end with the answer to train on");
@@ -202,6 +229,29 @@ public static class CorpusReader
         }
         throw new DataFormatException(path, line,
             "missing field \"messages\" (or \"prompt\" and \"response\"); an SFT record needs one of them");
+    }
+
+    private static ChatTurn[] ParseMessages(JsonElement messages, string path, long line)
+    {
+        if (messages.ValueKind != JsonValueKind.Array)
+            throw new DataFormatException(path, line, $"field \"messages\" must be an array, found {Kind(messages)}");
+        int count = messages.GetArrayLength();
+        if (count == 0) throw new DataFormatException(path, line, "field \"messages\" is empty");
+        var turns = new ChatTurn[count];
+        int i = 0;
+        foreach (var m in messages.EnumerateArray())
+        {
+            string where = $"message {i + 1} of {count}";
+            if (m.ValueKind != JsonValueKind.Object)
+                throw new DataFormatException(path, line, $"{where} must be an object, found {Kind(m)}");
+            string role = RequiredString(m, "role", path, line, where);
+            string content = RequiredString(m, "content", path, line, where);
+            if (role.Length == 0) throw new DataFormatException(path, line, $"{where} has an empty \"role\"");
+            if (string.IsNullOrWhiteSpace(content))
+                throw new DataFormatException(path, line, $"{where} ({role}) has empty \"content\"");
+            turns[i++] = new ChatTurn(role, content);
+        }
+        return turns;
     }
 
     private static string RequiredString(JsonElement obj, string name, string path, long line, string what)

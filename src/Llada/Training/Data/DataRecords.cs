@@ -29,3 +29,11 @@ public sealed record ChatTurn(string Role, string Content);
 /// <param name="Path">Source file.</param>
 /// <param name="Line">1-based line of the JSONL record.</param>
 public sealed record Dialogue(IReadOnlyList<ChatTurn> Messages, string Path, long Line);
+
+/// <summary>A validated preference record: a prompt (as chat history ending with the user's turn) and two answers.</summary>
+/// <param name="History">Messages before the answer.</param>
+/// <param name="Chosen">The preferred answer y_w.</param>
+/// <param name="Rejected">The dispreferred answer y_l.</param>
+/// <param name="Path">Source file.</param>
+/// <param name="Line">1-based line of the JSONL record.</param>
+public sealed record PreferenceRecord(IReadOnlyList<ChatTurn> History, string Chosen, string Rejected, string Path, long Line);

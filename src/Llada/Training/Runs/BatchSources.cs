@@ -103,3 +103,88 @@ public static class HeldOutBatches
         return batches;
     }
 }
+
+/// <summary>One tokenised preference pair: the rendered prompt and both responses (answer, end of turn, EOS).</summary>
+public sealed record EncodedPreference(int[] Prompt, int[] Chosen, int[] Rejected)
+{
+    /// <summary>Tokens of the longer row.</summary>
+    public int Length => Prompt.Length + Math.Max(Chosen.Length, Rejected.Length);
+}
+
+/// <summary>
+/// Preference pairs as an <see cref="ITrainingBatchSource"/>: each batch holds <see cref="BatchSize"/> pairs as
+/// 2 x BatchSize rows (prompt + chosen, prompt + rejected, ...), padded with EOS to the longest row of the batch as in
+/// SFT, with one prompt length per row. Pairs are reshuffled every epoch; the position saves and restores exactly.
+/// </summary>
+public sealed class PreferenceBatches : ITrainingBatchSource
+{
+    private readonly IReadOnlyList<EncodedPreference> _pairs;
+    private readonly ShuffleCursor _cursor;
+    private readonly int _eos;
+    private readonly int[] _tokens, _prompts;
+
+    /// <summary>Serves <paramref name="pairs"/> (each at most <paramref name="maxLength"/> tokens) in batches of <paramref name="pairsPerBatch"/>.</summary>
+    public PreferenceBatches(IReadOnlyList<EncodedPreference> pairs, int pairsPerBatch, int maxLength, int eosTokenId, ulong seed, bool shuffle = true)
+    {
+        ArgumentNullException.ThrowIfNull(pairs);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pairsPerBatch, 1);
+        if (pairs.Count == 0) throw new ArgumentException("there are no preference pairs", nameof(pairs));
+        foreach (var p in pairs)
+            if (p.Length > maxLength) throw new ArgumentException($"a preference pair of {p.Length} tokens exceeds the maximum length {maxLength}", nameof(pairs));
+        _pairs = pairs;
+        BatchSize = pairsPerBatch;
+        SequenceLength = maxLength;
+        _eos = eosTokenId;
+        _cursor = new ShuffleCursor(pairs.Count, seed, shuffle);
+        _tokens = new int[2 * pairsPerBatch * maxLength];
+        _prompts = new int[2 * pairsPerBatch];
+    }
+
+    /// <summary>Pairs per batch (the batch has twice as many rows).</summary>
+    public int BatchSize { get; }
+    /// <inheritdoc/>
+    public int SequenceLength { get; }
+
+    /// <inheritdoc/>
+    public TokenBatch Next()
+    {
+        Span<int> picked = BatchSize <= 256 ? stackalloc int[BatchSize] : new int[BatchSize];
+        int width = 0;
+        for (int i = 0; i < BatchSize; i++)
+        {
+            picked[i] = (int)_cursor.Next();
+            width = Math.Max(width, _pairs[picked[i]].Length);
+        }
+        for (int i = 0; i < BatchSize; i++)
+        {
+            var pair = _pairs[picked[i]];
+            for (int side = 0; side < 2; side++)
+            {
+                int row = 2 * i + side;
+                Span<int> r = _tokens.AsSpan(row * width, width);
+                int[] response = side == 0 ? pair.Chosen : pair.Rejected;
+                pair.Prompt.CopyTo(r);
+                response.CopyTo(r[pair.Prompt.Length..]);
+                r[(pair.Prompt.Length + response.Length)..].Fill(_eos);
+                _prompts[row] = pair.Prompt.Length;
+            }
+        }
+        return new TokenBatch(_tokens.AsMemory(0, 2 * BatchSize * width), 2 * BatchSize, width, _prompts);
+    }
+
+    /// <inheritdoc/>
+    public byte[] SaveState() => Encoding.UTF8.GetBytes(_cursor.State.ToJson());
+
+    /// <inheritdoc/>
+    public void LoadState(ReadOnlySpan<byte> state)
+    {
+        try
+        {
+            _cursor.Restore(PretrainBatches.ParseState(state), "preference data");
+        }
+        catch (ArgumentException ex)
+        {
+            throw new InvalidDataException(ex.Message, ex);
+        }
+    }
+}

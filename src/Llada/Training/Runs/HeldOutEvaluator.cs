@@ -10,6 +10,10 @@ namespace Llada.Training.Runs;
 /// <param name="IsBound">True when <paramref name="Loss"/> is an ELBO bound rather than an exact NLL.</param>
 public sealed record HeldOutResult(long Step, double Loss, long Tokens, bool IsBound)
 {
+    /// <summary>Preference runs: share of held-out pairs whose chosen response has the higher ELBO estimate
+    /// (<see cref="Loss"/> is then the mean DPO loss per pair).</summary>
+    public double? Accuracy { get; init; }
+
     /// <summary>Loss in bits per token.</summary>
     public double BitsPerToken => Loss / Math.Log(2);
 
@@ -21,7 +25,7 @@ public sealed record HeldOutResult(long Step, double Loss, long Tokens, bool IsB
 /// Scores a model on fixed held-out batches with fixed noise: every evaluation re-seeds the forward process, so all
 /// evaluations of a run see the same t and the same masks and their differences measure the model only.
 /// </summary>
-public sealed class HeldOutEvaluator
+public sealed class HeldOutEvaluator : IHeldOutEvaluator
 {
     private readonly IReadOnlyList<TokenBatch> _batches;
     private readonly ObjectiveKind _kind;
@@ -65,5 +69,27 @@ public sealed class HeldOutEvaluator
             tokens += (long)batch.Batch * batch.SeqLen;
         }
         return new HeldOutResult(step, sum / _batches.Count, tokens, _kind != ObjectiveKind.Autoregressive);
+    }
+}
+
+/// <summary>Scores the model being trained on fixed held-out data.</summary>
+public interface IHeldOutEvaluator
+{
+    /// <summary>Evaluates <paramref name="model"/> after <paramref name="step"/> steps.</summary>
+    HeldOutResult Evaluate(TrainableModel model, long step, CancellationToken cancellationToken = default);
+}
+
+/// <summary>
+/// Held-out preference pairs scored with fixed noise: the mean DPO loss against the frozen reference and the share of
+/// pairs whose chosen response the policy's ELBO estimate prefers.
+/// </summary>
+public sealed class PreferenceHeldOutEvaluator(PreferenceTrainer trainer, IReadOnlyList<TokenBatch> batches, ulong seed) : IHeldOutEvaluator
+{
+    /// <inheritdoc/>
+    public HeldOutResult Evaluate(TrainableModel model, long step, CancellationToken cancellationToken = default)
+    {
+        if (!ReferenceEquals(model, trainer.Model)) throw new ArgumentException("the evaluator scores its trainer's policy", nameof(model));
+        var (loss, accuracy, _) = trainer.Evaluate(batches, seed, cancellationToken);
+        return new HeldOutResult(step, loss, batches.Sum(b => (long)b.Batch * b.SeqLen), IsBound: false) { Accuracy = accuracy };
     }
 }

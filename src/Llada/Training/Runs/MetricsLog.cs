@@ -59,7 +59,10 @@ public sealed class MetricsLog
                     long step = e.GetProperty("step").GetInt64();
                     if (step > keepUpToStep) continue;
                     if (e.GetProperty("type").GetString() == "eval")
-                        log._eval.Add(new HeldOutResult(step, e.GetProperty("loss").GetDouble(), e.GetProperty("tokens").GetInt64(), e.GetProperty("bound").GetBoolean()));
+                        log._eval.Add(new HeldOutResult(step, e.GetProperty("loss").GetDouble(), e.GetProperty("tokens").GetInt64(), e.GetProperty("bound").GetBoolean())
+                        {
+                            Accuracy = e.TryGetProperty("accuracy", out var accuracy) ? accuracy.GetDouble() : null,
+                        });
                     else
                         log._train.Add(new TrainRecord(step, e.GetProperty("loss").GetDouble(), e.GetProperty("lr").GetDouble(),
                             e.GetProperty("grad_norm").GetDouble(), e.GetProperty("tokens_per_second").GetDouble(), e.GetProperty("elapsed_seconds").GetDouble()));
@@ -108,7 +111,7 @@ public sealed class MetricsLog
         chart.Series.Add(new ChartSeries("train (moving average)", smooth, "#1f77b4", 2));
         if (_eval.Count > 0)
         {
-            string name = _eval[0].IsBound ? "held-out (ELBO bound)" : "held-out NLL";
+            string name = _eval[0].Accuracy is not null ? "held-out DPO loss" : _eval[0].IsBound ? "held-out (ELBO bound)" : "held-out NLL";
             chart.Series.Add(new ChartSeries(name, _eval.Select(r => ((double)r.Step, r.Loss)).ToList(), "#d62728", 2, 1, Markers: true));
         }
         string svg = chart.Render();
@@ -135,6 +138,7 @@ public sealed class MetricsLog
         if (double.IsFinite(r.Perplexity)) w.WriteNumber("perplexity", r.Perplexity); else w.WriteNull("perplexity");
         w.WriteBoolean("bound", r.IsBound);
         w.WriteNumber("tokens", r.Tokens);
+        if (r.Accuracy is { } accuracy) w.WriteNumber("accuracy", accuracy);
     });
 
     private static string Json(Action<Utf8JsonWriter> body)

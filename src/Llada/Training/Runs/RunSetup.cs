@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Llada.Diffusion;
 using Llada.Model;
 using Llada.Numerics;
 using Llada.Tokenization;
@@ -37,6 +38,33 @@ public sealed record SftRequest
     /// <summary>Dialogues: .jsonl files with "messages" (or "prompt"/"response") records.</summary>
     public required IReadOnlyList<string> Data { get; init; }
     /// <summary>Held-out dialogues (optional).</summary>
+    public IReadOnlyList<string> Valid { get; init; } = [];
+    /// <summary>Tokenizer directory; default the model directory.</summary>
+    public string? TokenizerDirectory { get; init; }
+    /// <summary>Output directory.</summary>
+    public required string OutputDirectory { get; init; }
+    /// <summary>Continue the run in <see cref="OutputDirectory"/>.</summary>
+    public bool Resume { get; init; }
+    /// <summary>Dtype of model.safetensors.</summary>
+    public DType SaveDType { get; init; } = DType.F32;
+    /// <summary>Stop early (with a checkpoint) after this many steps.</summary>
+    public long? StopAfterStep { get; init; }
+    /// <summary>Leave out pairs longer than seq_len instead of refusing to start.</summary>
+    public bool SkipLong { get; init; }
+}
+
+/// <summary>A preference-optimisation (VRPO) run to set up from files.</summary>
+public sealed record PreferenceRequest
+{
+    /// <summary>Optimiser and sequence length (batch_size counts pairs; the model's size comes from <see cref="ModelDirectory"/>).</summary>
+    public required RunConfig Config { get; init; }
+    /// <summary>VRPO settings (beta, sampling budget, allocation, antithetic sampling).</summary>
+    public required VrpoOptions Vrpo { get; init; }
+    /// <summary>The model to start from; also the frozen reference.</summary>
+    public required string ModelDirectory { get; init; }
+    /// <summary>Preference pairs: .jsonl files of {"prompt" or "messages", "chosen", "rejected"} records.</summary>
+    public required IReadOnlyList<string> Data { get; init; }
+    /// <summary>Held-out pairs (optional).</summary>
     public IReadOnlyList<string> Valid { get; init; } = [];
     /// <summary>Tokenizer directory; default the model directory.</summary>
     public string? TokenizerDirectory { get; init; }
@@ -105,10 +133,10 @@ public static class RunSetup
         {
             DModel = config.DModel, NLayers = config.NLayers, NHeads = config.NHeads, NKvHeads = config.NKvHeads,
             MlpHiddenSize = config.MlpHiddenSize, VocabSize = vocab, MaxSequenceLength = config.SeqLen, MaskTokenId = mask,
-            EosTokenId = eos, RopeTheta = config.RopeTheta, WeightTying = config.WeightTying,
+            EosTokenId = eos, RopeTheta = config.RopeTheta, WeightTying = config.WeightTying, Moe = config.CreateMoe(),
         };
         string output = Path.GetFullPath(request.OutputDirectory);
-        TrainingRun.CheckOutputDirectory(output, request.Resume, config, sft: false);
+        TrainingRun.CheckOutputDirectory(output, request.Resume, config, "pretrain");
 
         var owned = new List<IDisposable>();
         try
@@ -157,30 +185,13 @@ public static class RunSetup
     public static PreparedRun Prepare(SftRequest request, IProgress<DataProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        string modelDir = Path.GetFullPath(request.ModelDirectory);
-        string configPath = Path.Combine(modelDir, LladaConfigFile.FileName);
-        if (!File.Exists(configPath)) throw new FileNotFoundException($"{modelDir} is not a model directory ({LladaConfigFile.FileName} not found)", configPath);
-        var shape = ModelShape.FromConfig(LladaConfigFile.Load(configPath));
-        var config = request.Config with
-        {
-            DModel = shape.DModel, NLayers = shape.NLayers, NHeads = shape.NHeads, NKvHeads = shape.NKvHeads,
-            MlpHiddenSize = shape.MlpHiddenSize, VocabSize = shape.VocabSize, RopeTheta = shape.RopeTheta, WeightTying = shape.WeightTying,
-        };
-        config.Validate(config.Name);
-        if (config.SeqLen > shape.MaxSequenceLength)
-            throw new InvalidDataException($"seq_len {config.SeqLen} exceeds the model's max_sequence_length {shape.MaxSequenceLength} ({configPath})");
+        var (modelDir, shape, config, tokenizerDir, tokenizer) = OpenBaseModel(request.ModelDirectory, request.TokenizerDirectory, request.Config);
         RequireSources(request.Data, "training data");
         RequireSources(request.Valid, "validation data");
-        string tokenizerDir = request.TokenizerDirectory ?? modelDir;
-        var tokenizer = LoadTokenizer(tokenizerDir);
-        if (tokenizer.VocabSize > shape.VocabSize)
-            throw new InvalidDataException($"the tokenizer in {tokenizerDir} has {tokenizer.VocabSize} tokens but the model's vocabulary has {shape.VocabSize}");
-        if (tokenizer.MaskTokenId is { } tm && tm != shape.MaskTokenId)
-            throw new InvalidDataException($"the tokenizer's mask token is id {tm} but the model's mask_token_id is {shape.MaskTokenId}");
         int eos = tokenizer.EosTokenId ?? shape.EosTokenId;
         int eot = tokenizer.EndOfTurnTokenId ?? eos;
         string output = Path.GetFullPath(request.OutputDirectory);
-        TrainingRun.CheckOutputDirectory(output, request.Resume, config, sft: true);
+        TrainingRun.CheckOutputDirectory(output, request.Resume, config, "sft");
 
         var owned = new List<IDisposable>();
         try
@@ -233,6 +244,112 @@ public static class RunSetup
             foreach (var d in owned) d.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Sets up a VRPO run from a fine-tuned model directory (the policy's start and the frozen reference).</summary>
+    /// <exception cref="FileNotFoundException">A data file, the tokenizer or the model is missing.</exception>
+    /// <exception cref="InvalidDataException">Unusable data, tokenizer or model, pairs too long, or a resume that does not match.</exception>
+    public static PreparedRun Prepare(PreferenceRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        request.Vrpo.Validate();
+        var (modelDir, shape, config, tokenizerDir, tokenizer) = OpenBaseModel(request.ModelDirectory, request.TokenizerDirectory, request.Config);
+        RequireSources(request.Data, "training data");
+        RequireSources(request.Valid, "validation data");
+        int eos = tokenizer.EosTokenId ?? shape.EosTokenId;
+        string output = Path.GetFullPath(request.OutputDirectory);
+        TrainingRun.CheckOutputDirectory(output, request.Resume, config, "prefer");
+
+        var encoder = Encoder(tokenizer, tokenizerDir);
+        (List<EncodedPreference> Kept, int Skipped, int Longest) Encode(IReadOnlyList<string> sources)
+        {
+            var all = EncodePreferences(tokenizer, sources, cancellationToken);
+            var kept = all.Where(p => p.Length <= config.SeqLen).ToList();
+            return (kept, all.Count - kept.Count, all.Count == 0 ? 0 : all.Max(p => p.Length));
+        }
+        var train = Encode(request.Data);
+        if (train.Skipped > 0 && !request.SkipLong)
+            throw new InvalidDataException(
+                $"{train.Skipped} of {train.Kept.Count + train.Skipped} preference pairs are longer than seq_len {config.SeqLen} tokens (the longest has {train.Longest}); " +
+                "raise seq_len (up to the model's max_sequence_length) or pass --skip-long to leave them out");
+        if (train.Kept.Count == 0) throw new InvalidDataException($"no preference pair fits in seq_len {config.SeqLen} tokens");
+        var notes = new List<string>
+        {
+            $"preference data: {train.Kept.Count:N0} pairs ({(double)config.Steps * config.BatchSize * config.GradAccumulation / train.Kept.Count:0.##} epochs in {config.Steps} steps)" +
+            (train.Skipped > 0 ? $", {train.Skipped:N0} longer than {config.SeqLen} tokens left out" : ""),
+            $"VRPO: {request.Vrpo}; reference = {modelDir}",
+        };
+        IReadOnlyList<TokenBatch> heldOut = [];
+        if (request.Valid.Count > 0 && config.EvalBatches > 0)
+        {
+            var valid = Encode(request.Valid);
+            if (valid.Kept.Count > 0)
+            {
+                int count = Math.Min(config.EvalBatches, (valid.Kept.Count + config.BatchSize - 1) / config.BatchSize);
+                heldOut = HeldOutBatches.Take(new PreferenceBatches(valid.Kept, Math.Min(config.BatchSize, valid.Kept.Count), config.SeqLen, eos, config.Seed, shuffle: false), count);
+                notes.Add($"held-out preference data: {valid.Kept.Count:N0} pairs; each evaluation scores {count} batches");
+            }
+        }
+        string weightsHash = Hash(Directory.EnumerateFiles(modelDir, "*.safetensors").Order(StringComparer.Ordinal).SelectMany(File.ReadAllBytes).ToArray());
+        var run = TrainingRun.Open(new TrainingRunOptions
+        {
+            OutputDirectory = output, Config = config, Shape = shape, Train = new PreferenceBatches(train.Kept, config.BatchSize, config.SeqLen, eos, config.Seed),
+            HeldOut = heldOut, Preference = request.Vrpo, InitialWeights = modelDir, TokenizerDirectory = tokenizerDir, Resume = request.Resume,
+            SaveDType = request.SaveDType, StopAfterStep = request.StopAfterStep,
+            Provenance = new Dictionary<string, string>
+            {
+                ["training data"] = Fingerprints.Compute(request.Data.SelectMany(d => CorpusReader.ExpandSources([d])).ToList(), "prefer", cancellationToken)[..16],
+                ["tokenizer"] = encoder.Identity, ["reference model"] = weightsHash, ["vrpo"] = request.Vrpo.ToString(),
+            },
+        });
+        return new PreparedRun(run, [], notes);
+    }
+
+    /// <summary>
+    /// Reads and tokenises preference pairs: the prompt rendered with the tokenizer's chat template (generation prompt
+    /// added), each answer followed by end of turn and EOS, exactly as SFT encodes a response.
+    /// </summary>
+    public static IReadOnlyList<EncodedPreference> EncodePreferences(Tokenizer tokenizer, IReadOnlyList<string> sources, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        int eos = tokenizer.EosTokenId ?? throw new InvalidDataException("the tokenizer has no EOS token (eos_token in tokenizer_config.json)");
+        var options = new SftCacheOptions(tokenizer.EndOfTurnTokenId ?? eos, eos, "");
+        var encoder = new DelegateTextEncoder(text => tokenizer.Encode(text), tokenizer.VocabSize, "");
+        ChatRenderer render = (turns, addGenerationPrompt) =>
+            tokenizer.ApplyChatTemplate(turns.Select(t => new ChatMessage(t.Role, t.Content)).ToList(), addGenerationPrompt);
+        var pairs = new List<EncodedPreference>();
+        foreach (var record in CorpusReader.ReadPreferences(sources, null, cancellationToken))
+        {
+            var (prompt, chosen) = SftCache.Encode(new SftPair(record.History, record.Chosen), encoder, render, options);
+            var (_, rejected) = SftCache.Encode(new SftPair(record.History, record.Rejected), encoder, render, options);
+            pairs.Add(new EncodedPreference(prompt, chosen, rejected));
+        }
+        return pairs;
+    }
+
+    /// <summary>A model directory to continue from: its architecture written into <paramref name="requested"/>, and its tokenizer checked against it.</summary>
+    private static (string ModelDirectory, ModelShape Shape, RunConfig Config, string TokenizerDirectory, Tokenizer Tokenizer) OpenBaseModel(
+        string modelDirectory, string? tokenizerDirectory, RunConfig requested)
+    {
+        string modelDir = Path.GetFullPath(modelDirectory);
+        string configPath = Path.Combine(modelDir, LladaConfigFile.FileName);
+        if (!File.Exists(configPath)) throw new FileNotFoundException($"{modelDir} is not a model directory ({LladaConfigFile.FileName} not found)", configPath);
+        var shape = ModelShape.FromConfig(LladaConfigFile.Load(configPath));
+        var config = requested with
+        {
+            DModel = shape.DModel, NLayers = shape.NLayers, NHeads = shape.NHeads, NKvHeads = shape.NKvHeads,
+            MlpHiddenSize = shape.MlpHiddenSize, VocabSize = shape.VocabSize, RopeTheta = shape.RopeTheta, WeightTying = shape.WeightTying,
+        };
+        config.Validate(config.Name);
+        if (config.SeqLen > shape.MaxSequenceLength)
+            throw new InvalidDataException($"seq_len {config.SeqLen} exceeds the model's max_sequence_length {shape.MaxSequenceLength} ({configPath})");
+        string tokenizerDir = tokenizerDirectory ?? modelDir;
+        var tokenizer = LoadTokenizer(tokenizerDir);
+        if (tokenizer.VocabSize > shape.VocabSize)
+            throw new InvalidDataException($"the tokenizer in {tokenizerDir} has {tokenizer.VocabSize} tokens but the model's vocabulary has {shape.VocabSize}");
+        if (tokenizer.MaskTokenId is { } tm && tm != shape.MaskTokenId)
+            throw new InvalidDataException($"the tokenizer's mask token is id {tm} but the model's mask_token_id is {shape.MaskTokenId}");
+        return (modelDir, shape, config, tokenizerDir, tokenizer);
     }
 
     private static void RequireSources(IReadOnlyList<string> sources, string what)

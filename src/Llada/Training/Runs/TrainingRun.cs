@@ -23,6 +23,11 @@ public sealed record TrainingRunOptions
     public IReadOnlyList<TokenBatch> HeldOut { get; init; } = [];
     /// <summary>Supervised fine-tuning (Eq. 5, prompt never masked) instead of pre-training.</summary>
     public bool Sft { get; init; }
+    /// <summary>Preference optimisation (VRPO) instead of a likelihood objective: <see cref="Train"/> serves pairs as
+    /// (chosen, rejected) rows and <see cref="InitialWeights"/> is also the frozen reference model.</summary>
+    public VrpoOptions? Preference { get; init; }
+    /// <summary>"prefer", "sft" or "pretrain": what training_state.json records and resume checks.</summary>
+    public string Kind => Preference is not null ? "prefer" : Sft ? "sft" : "pretrain";
     /// <summary>Model directory whose weights initialise a fresh run (SFT starts from a pretrained model).</summary>
     public string? InitialWeights { get; init; }
     /// <summary>Directory whose tokenizer files are copied next to the weights.</summary>
@@ -79,6 +84,9 @@ public sealed class TrainingRun
 {
     /// <summary>Human-readable training state; written last, so its presence marks a complete checkpoint.</summary>
     public const string StateFileName = "training_state.json";
+
+    /// <summary>config.json key an autoregressive baseline's checkpoint carries, with the value "ar".</summary>
+    public const string ObjectiveConfigKey = "llada_objective";
     /// <summary>Binary training state: optimiser, random states, data position (and float32 weights for BF16 saves).</summary>
     public const string StateBinFileName = "training_state.bin";
     private const string StagingName = ".checkpoint-staging";
@@ -86,12 +94,12 @@ public sealed class TrainingRun
     private const int StateVersion = 1;
 
     private readonly TrainingRunOptions _options;
-    private readonly Trainer _trainer;
-    private readonly HeldOutEvaluator? _evaluator;
+    private readonly ITrainer _trainer;
+    private readonly IHeldOutEvaluator? _evaluator;
     private readonly MetricsLog _metrics;
     private double _elapsedBefore;
 
-    private TrainingRun(TrainingRunOptions options, Trainer trainer, HeldOutEvaluator? evaluator, MetricsLog metrics, double elapsedBefore)
+    private TrainingRun(TrainingRunOptions options, ITrainer trainer, IHeldOutEvaluator? evaluator, MetricsLog metrics, double elapsedBefore)
     {
         _options = options; _trainer = trainer; _evaluator = evaluator; _metrics = metrics; _elapsedBefore = elapsedBefore;
     }
@@ -124,32 +132,48 @@ public sealed class TrainingRun
             throw new ArgumentException($"the training data gives {source.BatchSize}x{source.SequenceLength} batches, the config asks for {config.BatchSize}x{config.SeqLen}");
         if (config.SeqLen > options.Shape.MaxSequenceLength)
             throw new ArgumentException($"seq_len {config.SeqLen} exceeds the model's max_sequence_length {options.Shape.MaxSequenceLength}");
+        int rowsPerBatch = options.Preference is null ? config.BatchSize : 2 * config.BatchSize;
         foreach (var b in options.HeldOut)
-            if (b.Batch > config.BatchSize || b.SeqLen > config.SeqLen)
-                throw new ArgumentException($"a held-out batch of {b.Batch}x{b.SeqLen} exceeds the training batch {config.BatchSize}x{config.SeqLen}");
+            if (b.Batch > rowsPerBatch || b.SeqLen > config.SeqLen)
+                throw new ArgumentException($"a held-out batch of {b.Batch}x{b.SeqLen} exceeds the training batch {rowsPerBatch}x{config.SeqLen}");
 
         string dir = Path.GetFullPath(options.OutputDirectory);
-        CheckOutputDirectory(dir, options.Resume, config, options.Sft);
+        CheckOutputDirectory(dir, options.Resume, config, options.Kind);
         Directory.CreateDirectory(dir);
         RemoveStaging(dir);
 
-        var model = new TrainableModel(options.Shape, config.BatchSize, config.SeqLen, config.Seed);
-        model.Causal = config.Objective == RunObjective.Ar;
-        ObjectiveKind kind = config.Objective == RunObjective.Ar ? ObjectiveKind.Autoregressive
-            : options.Sft ? ObjectiveKind.Sft : ObjectiveKind.Pretraining;
+        ITrainer trainer;
+        IHeldOutEvaluator? evaluator = null;
         // Distinct seeds for weights, masks and evaluation noise, all derived from the one run seed.
-        var objective = new Objective(kind, new ForwardProcess(options.Shape.MaskTokenId, config.Seed ^ 0x5EED_0001UL));
-        var trainer = new Trainer(model, objective, new AdamW(model, config.CreateOptimizerOptions()), config.CreateSchedule(),
-            config.GradAccumulation, config.MaxGradNorm);
-        var evaluator = options.HeldOut.Count > 0
-            ? new HeldOutEvaluator(options.HeldOut, kind, options.Shape.MaskTokenId, config.Seed ^ 0x5EED_0002UL)
-            : null;
+        var process = new ForwardProcess(options.Shape.MaskTokenId, config.Seed ^ 0x5EED_0001UL);
+        if (options.Preference is { } vrpo)
+        {
+            string reference = options.InitialWeights ?? throw new ArgumentException("a preference run needs InitialWeights: the model to start from, which is also the frozen reference");
+            int rows = 2 * config.BatchSize * vrpo.Samples;
+            var policy = new TrainableModel(options.Shape, rows, config.SeqLen, config.Seed);
+            var frozen = new TrainableModel(options.Shape, rows, config.SeqLen, config.Seed);
+            ModelWeights.Load(frozen, reference);
+            var preference = new PreferenceTrainer(policy, frozen, new PreferenceObjective(vrpo, process),
+                new AdamW(policy, config.CreateOptimizerOptions()), config.CreateSchedule(), config.GradAccumulation, config.MaxGradNorm);
+            trainer = preference;
+            if (options.HeldOut.Count > 0) evaluator = new PreferenceHeldOutEvaluator(preference, options.HeldOut, config.Seed ^ 0x5EED_0002UL);
+        }
+        else
+        {
+            var model = new TrainableModel(options.Shape, config.BatchSize, config.SeqLen, config.Seed);
+            model.Causal = config.Objective == RunObjective.Ar;
+            ObjectiveKind kind = config.Objective == RunObjective.Ar ? ObjectiveKind.Autoregressive
+                : options.Sft ? ObjectiveKind.Sft : ObjectiveKind.Pretraining;
+            trainer = new Trainer(model, new Objective(kind, process), new AdamW(model, config.CreateOptimizerOptions()), config.CreateSchedule(),
+                config.GradAccumulation, config.MaxGradNorm);
+            if (options.HeldOut.Count > 0) evaluator = new HeldOutEvaluator(options.HeldOut, kind, options.Shape.MaskTokenId, config.Seed ^ 0x5EED_0002UL);
+        }
 
         double elapsed = 0;
         if (options.Resume)
             elapsed = LoadCheckpoint(dir, options, trainer);
         else if (options.InitialWeights is { } initial)
-            ModelWeights.Load(model, initial);
+            ModelWeights.Load(trainer.Model, initial);
         var metrics = MetricsLog.Open(dir, options.Resume ? trainer.Step : 0);
         return new TrainingRun(options, trainer, evaluator, metrics, elapsed);
     }
@@ -162,7 +186,7 @@ public sealed class TrainingRun
     /// </summary>
     /// <exception cref="InvalidOperationException">A run is there without resume, or none with resume, or other files are.</exception>
     /// <exception cref="InvalidDataException">The saved run is of the other kind or its configuration differs.</exception>
-    public static void CheckOutputDirectory(string directory, bool resume, RunConfig config, bool sft)
+    public static void CheckOutputDirectory(string directory, bool resume, RunConfig config, string kind)
     {
         ArgumentNullException.ThrowIfNull(config);
         string dir = Path.GetFullPath(directory);
@@ -179,11 +203,11 @@ public sealed class TrainingRun
             throw new InvalidOperationException($"{dir} holds no checkpoint to resume ({StateFileName} is missing); start a new run without --resume");
         using var doc = JsonDocument.Parse(File.ReadAllBytes(statePath));
         var root = doc.RootElement;
-        string kind = root.GetProperty("kind").GetString()!;
-        if (kind != (sft ? "sft" : "pretrain"))
-            throw new InvalidDataException($"{dir} holds a {kind} run; it cannot be resumed as {(sft ? "SFT" : "pre-training")}");
-        var saved = RunConfig.Parse(root.GetProperty("config").GetRawText(), statePath);
-        if (DescribeTrajectoryDifference(saved, config) is { } difference)
+        string saved = root.GetProperty("kind").GetString()!;
+        if (saved != kind)
+            throw new InvalidDataException($"{dir} holds a {saved} run; it cannot be resumed as a {kind} run");
+        var savedConfig = RunConfig.Parse(root.GetProperty("config").GetRawText(), statePath);
+        if (DescribeTrajectoryDifference(savedConfig, config) is { } difference)
             throw new InvalidDataException($"--resume with a different configuration: {difference} (saved in {statePath}); resume with the original settings or start a new run");
     }
 
@@ -253,20 +277,37 @@ public sealed class TrainingRun
         var result = _evaluator!.Evaluate(Model, Step, cancellationToken);
         _metrics.Append(result);
         _metrics.WriteChart(Path.Combine(Path.GetFullPath(_options.OutputDirectory), MetricsLog.ChartFileName),
-            $"{(_options.Sft ? "SFT" : "Pre-training")} loss ({_options.Config.Name}, {(_options.Config.Objective == RunObjective.Ar ? "AR" : "MDM")})");
+            ChartTitle);
         progress?.Report(new RunEvaluated(Step, total, result));
         return result;
     }
 
+    private string ChartTitle => _options.Preference is { } vrpo
+        ? $"Preference (VRPO) loss ({_options.Config.Name}, {vrpo})"
+        : $"{(_options.Sft ? "SFT" : "Pre-training")} loss ({_options.Config.Name}, {(_options.Config.Objective == RunObjective.Ar ? "AR" : "MDM")})";
+
     /// <summary>Writes a checkpoint of the current state now (the run also does this on schedule).</summary>
     public void SaveCheckpoint() => SaveCheckpoint(null, _options.Config.Steps, null);
+
+    // An AR baseline says so in config.json too, so a copy of the weights without training_state.json is still
+    // recognised as causal (the Hugging Face LLaDA code ignores unknown keys).
+    private LladaConfig ModelConfig()
+    {
+        var config = _options.Shape.ToConfig();
+        if (_options.Config.Objective != RunObjective.Ar) return config;
+        var keys = new Dictionary<string, JsonElement>(config.OtherKeys, StringComparer.Ordinal)
+        {
+            [ObjectiveConfigKey] = JsonDocument.Parse("\"ar\"").RootElement.Clone(),
+        };
+        return config with { OtherKeys = keys };
+    }
 
     private void SaveCheckpoint(IProgress<RunEvent>? progress, long total, Stopwatch? clock)
     {
         string dir = Path.GetFullPath(_options.OutputDirectory);
         string staging = Path.Combine(dir, StagingName);
         RemoveStaging(dir);
-        CheckpointWriter.Write(staging, _options.Shape.ToConfig(), ModelWeights.ToTensors(Model, _options.SaveDType),
+        CheckpointWriter.Write(staging, ModelConfig(), ModelWeights.ToTensors(Model, _options.SaveDType),
             new CheckpointWriteOptions { Overwrite = true, TokenizerSourceDirectory = _options.TokenizerDirectory });
 
         double elapsed = _elapsedBefore + (clock?.Elapsed.TotalSeconds ?? 0);
@@ -305,7 +346,7 @@ public sealed class TrainingRun
         string json = StateJson(elapsed, hashes);
         SafetensorsWriter.WriteAtomically(Path.Combine(dir, StateFileName), s => s.Write(Encoding.UTF8.GetBytes(json)));
         _metrics.WriteChart(Path.Combine(dir, MetricsLog.ChartFileName),
-            $"{(_options.Sft ? "SFT" : "Pre-training")} loss ({_options.Config.Name}, {(_options.Config.Objective == RunObjective.Ar ? "AR" : "MDM")})");
+            ChartTitle);
         progress?.Report(new RunCheckpointed(Step, total, dir));
     }
 
@@ -318,7 +359,7 @@ public sealed class TrainingRun
             w.WriteNumber("format", StateVersion);
             w.WriteNumber("step", Step);
             w.WriteNumber("total_steps", _options.Config.Steps);
-            w.WriteString("kind", _options.Sft ? "sft" : "pretrain");
+            w.WriteString("kind", _options.Kind);
             w.WriteString("save_dtype", _options.SaveDType == DType.F32 ? "f32" : "bf16");
             w.WriteNumber("elapsed_seconds", Math.Round(elapsed, 3));
             w.WriteNumber("learning_rate_next", _options.Config.CreateSchedule().At(Step));
@@ -336,7 +377,7 @@ public sealed class TrainingRun
     }
 
     /// <summary>Restores weights and state from the checkpoint in <paramref name="dir"/>; returns the elapsed training time.</summary>
-    private static double LoadCheckpoint(string dir, TrainingRunOptions options, Trainer trainer)
+    private static double LoadCheckpoint(string dir, TrainingRunOptions options, ITrainer trainer)
     {
         string statePath = Path.Combine(dir, StateFileName);
         using var doc = JsonDocument.Parse(File.ReadAllBytes(statePath));

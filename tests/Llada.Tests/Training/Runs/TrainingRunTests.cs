@@ -121,6 +121,19 @@ public class TrainingRunTests
     }
 
     [Fact]
+    public void An_AR_run_marks_its_config_json_as_autoregressive()
+    {
+        string ar = TempDir(), mdm = TempDir();
+        TrainingRun.Open(Options(ar, Config(steps: 4) with { Objective = RunObjective.Ar })).Run(null, TestContext.Current.CancellationToken);
+        TrainingRun.Open(Options(mdm, Config(steps: 4))).Run(null, TestContext.Current.CancellationToken);
+        using var arConfig = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(ar, "config.json")));
+        Assert.Equal("ar", arConfig.RootElement.GetProperty(TrainingRun.ObjectiveConfigKey).GetString());
+        Assert.DoesNotContain(TrainingRun.ObjectiveConfigKey, File.ReadAllText(Path.Combine(mdm, "config.json")));
+        File.Delete(Path.Combine(ar, TrainingRun.StateFileName));
+        Assert.Equal(Llada.Evaluation.ModelKind.Autoregressive, Llada.Evaluation.EvaluatedModel.DetectKind(ar));
+    }
+
+    [Fact]
     public void Held_out_AR_loss_is_the_exact_mean_next_token_NLL()
     {
         var config = Config(steps: 4) with { Objective = RunObjective.Ar };
