@@ -3,7 +3,8 @@
 # steps (same parameters, tokens and FLOPs per step) on the committed corpus with the shipped tokenizer, and compare
 # the final held-out loss the trainer measures on data/corpus/valid.txt (MDM: Eq. 3 ELBO bound with fixed noise;
 # AR: exact NLL). Two runs train at a time with one thread each. Resumable (re-run to continue).
-# Usage: tools/experiments/scaling/run.sh [LLADA_BINARY] [SIZE...]   (sizes: configs in tools/experiments/scaling/)
+# Usage: [STEPS=N] tools/experiments/scaling/run.sh [LLADA_BINARY] [SIZE...]   (sizes: configs in tools/experiments/scaling/)
+# STEPS overrides the configs' 500 steps; finished runs continue to it with --resume (the WSD schedule then targets N).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 LLADA=${1:-src/Llada.Cli/bin/Release/net10.0/llada}
@@ -17,6 +18,7 @@ mkdir -p "$RUNS" "$OUT"
 train() { # size objective
     local out="$RUNS/$1-$2" resume=()
     [ -f "$out/training_state.json" ] && resume=(--resume)
+    [ -n "${STEPS:-}" ] && resume+=(--steps "$STEPS")
     /usr/bin/time -f "$1 $2 wall %e s" -a -o "$RUNS/times.txt" "$LLADA" train --config "tools/experiments/scaling/$1.json" \
         --objective "$2" --threads 1 --data data/corpus/train.txt --valid data/corpus/valid.txt \
         --tokenizer models/llada-tiny-instruct --out "$out" "${resume[@]}" > "$RUNS/$1-$2.log" 2>&1
