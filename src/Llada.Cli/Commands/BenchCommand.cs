@@ -177,13 +177,13 @@ internal static class BenchCommand
         return c.NLayers * perLayer + 2.0 * logitRows * d * c.EmbeddingSize;
     }
 
-    internal static LladaConfig ParseShape(string shape, int maxSeq)
+    internal static LladaConfig ParseShape(string shape, int maxSeq, string option = "--synthetic", string alternatives = "")
     {
         var parts = shape.Split(',', StringSplitOptions.TrimEntries);
         if (parts.Length != 5 || parts.Any(p => !int.TryParse(p, out int v) || v < 1))
-            throw new ArgumentException($"--synthetic '{shape}': expected five positive integers d_model,n_layers,n_heads,mlp,vocab");
+            throw new ArgumentException($"{option} '{shape}': expected {alternatives}five positive integers d_model,n_layers,n_heads,mlp,vocab");
         int[] v = parts.Select(int.Parse).ToArray();
-        if (v[0] % v[2] != 0) throw new ArgumentException($"--synthetic: d_model {v[0]} is not divisible by n_heads {v[2]}");
+        if (v[0] % v[2] != 0) throw new ArgumentException($"{option}: d_model {v[0]} is not divisible by n_heads {v[2]}");
         return SyntheticCheckpoint.Config(v[0], v[1], v[2], v[3], v[4], maxSeq: maxSeq);
     }
 

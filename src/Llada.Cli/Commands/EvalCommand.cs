@@ -71,6 +71,9 @@ internal static class EvalCommand
             int? lim = parse.GetValue(limit);
             if (lim is < 1) throw new ArgumentException($"--limit must be at least 1 (got {lim})");
             ModelSource.ApplyThreads(parse.GetValue(threads));
+            // Report paths are checked up front: a long evaluation must not end in "Is a directory".
+            RequireFilePath(parse.GetValue(output), "--out", "report.json");
+            RequireFilePath(parse.GetValue(markdown), "--markdown", "report.md");
             ModelKind? modelKind = parse.GetValue(kind) switch
             {
                 "auto" or null => null,
@@ -153,13 +156,27 @@ internal static class EvalCommand
         return command;
     }
 
+    private static void RequireFilePath(string? path, string option, string example)
+    {
+        if (path is not null && Directory.Exists(path))
+            throw new ArgumentException($"{option} '{path}' is a directory; give a file name, e.g. {Path.Combine(path, example)}");
+    }
+
     private static void WriteAtomically(string path, Action<Stream> write)
     {
         string full = Path.GetFullPath(path);
         if (Path.GetDirectoryName(full) is { } dir) Directory.CreateDirectory(dir);
         string temp = full + ".tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write)) write(stream);
-        File.Move(temp, full, overwrite: true);
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write)) write(stream);
+            File.Move(temp, full, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
     }
 
     /// <summary>Live Spectre.Console progress when stderr is a terminal, else plain lines at most every few seconds.</summary>

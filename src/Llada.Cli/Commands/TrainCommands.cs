@@ -127,6 +127,8 @@ public static class TrainCommands
             common.ApplyThreads(parse);
             string outDir = parse.GetValue(output)!;
             bool resume = parse.GetValue(common.Resume);
+            // Before the tokenizer default (--out with --resume), so a resume of nothing says so instead of "no tokenizer".
+            TrainingRun.CheckOutputDirectory(outDir, resume, runConfig, "pretrain");
             string tokenizerDir = parse.GetValue(tokenizer) ?? (resume ? outDir
                 : throw new ArgumentException("--tokenizer DIR is required for a new run (train one with `llada tokenizer train --input FILES --vocab-size 8192 --out DIR`)"));
             var request = new PretrainRequest
@@ -363,8 +365,13 @@ public static class TrainCommands
             string[] files = parse.GetValue(input)!;
             foreach (string f in files)
                 if (!File.Exists(f)) throw new FileNotFoundException($"tokenizer training file '{f}' not found", f);
-            int size = parse.GetValue(vocab);
-            var options = new BpeTrainerOptions { VocabSize = size, MinFrequency = parse.GetValue(minFrequency) };
+            if (files.All(f => new FileInfo(f).Length == 0))
+                throw new InvalidDataException($"--input: {string.Join(", ", files)} {(files.Length == 1 ? "is" : "are")} empty; there is no text to learn merges from");
+            int size = parse.GetValue(vocab), minFreq = parse.GetValue(minFrequency);
+            var options = new BpeTrainerOptions { VocabSize = size, MinFrequency = minFreq };
+            if (size < options.MinimumVocabSize)
+                throw new ArgumentException($"--vocab-size must be at least {options.MinimumVocabSize} (256 byte symbols + {options.SpecialTokens.Count} special tokens), not {size}");
+            if (minFreq < 1) throw new ArgumentException($"--min-frequency must be at least 1, not {minFreq}");
             string outDir = parse.GetValue(output)!;
             var result = await Task.Run(() => BpeTrainer.TrainFiles(files, outDir, options, null, token), CancellationToken.None);
             ctx.Output.WriteLine($"wrote {Path.GetFullPath(outDir)}: {result.VocabSize} tokens ({result.LearnedCount} byte-level tokens and merges + {result.Options.SpecialTokens.Count} special)");

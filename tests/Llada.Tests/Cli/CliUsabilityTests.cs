@@ -1,0 +1,91 @@
+using Llada.Cli.Commands;
+using Llada.Tests.Model;
+using Spectre.Console;
+
+namespace Llada.Tests.Cli;
+
+/// <summary>What a new user trips over: mistyped options, output paths that would fail only at the end, pipes.</summary>
+public sealed class CliUsabilityTests(CliTestHost host) : IClassFixture<CliTestHost>
+{
+    private static string[] Lines(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    [Theory]
+    [InlineData("'abc'", "generate", "--gen-length", "abc")]
+    [InlineData("--frobnicate", "info", "--frobnicate")]
+    public async Task A_parse_error_is_an_error_line_and_a_pointer_to_help_not_the_whole_help_text(string expected, params string[] args)
+    {
+        var (exit, stdout, stderr) = await CliTestHost.Run(args);
+        Assert.Equal(1, exit);
+        Assert.Equal("", stdout);
+        var lines = Lines(stderr);
+        Assert.Equal(2, lines.Length);
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.Contains(expected, lines[0]);
+        Assert.Equal($"(see 'llada {args[0]} --help')", lines[1]);
+    }
+
+    [Theory]
+    [InlineData("--out", "report.json")]
+    [InlineData("--markdown", "report.md")]
+    public async Task Eval_refuses_a_report_path_that_is_a_directory_before_evaluating(string option, string example)
+    {
+        using var dir = new TempDir();
+        string tasks = dir.File("t.jsonl");
+        File.WriteAllText(tasks, "{\"eval_task\":\"t\",\"type\":\"perplexity\"}\n{\"text\":\"1 2 3\"}\n");
+        var (exit, stdout, stderr) = await CliTestHost.Run("eval", "--model", host.ModelDir, "--tasks", tasks, option, dir.Path);
+        Assert.Equal(1, exit);
+        Assert.Equal("", stdout);
+        var line = Assert.Single(Lines(stderr));
+        Assert.Equal($"error: {option} '{dir.Path}' is a directory; give a file name, e.g. {Path.Combine(dir.Path, example)}", line);
+        Assert.False(File.Exists(dir.Path + ".tmp"));
+    }
+
+    [Fact]
+    public async Task Quantize_checks_out_before_converting_anything()
+    {
+        using var dir = new TempDir();
+        string file = dir.File("taken.svg");
+        File.WriteAllText(file, "x");
+        async Task Expect(string expected, string outDir, params string[] extra)
+        {
+            var (exit, stdout, stderr) = await CliTestHost.Run(["quantize", "--model", host.ModelDir, "--type", "q8", "--out", outDir, .. extra]);
+            Assert.Equal(1, exit);
+            Assert.Equal("", stdout);
+            var line = Assert.Single(Lines(stderr)); // no per-tensor progress lines: nothing was converted
+            Assert.Equal($"error: {expected}", line);
+        }
+        await Expect($"--out '{file}' is a file; give a directory to create", file);
+        await Expect($"--out '{dir.Path}' already exists (use --overwrite to replace it)", dir.Path);
+        await Expect($"--out '{host.ModelDir}/' is the --model directory; write the copy somewhere else", host.ModelDir + "/", "--overwrite");
+        Assert.Equal("x", File.ReadAllText(file));
+    }
+
+    [Theory]
+    [InlineData("llada-9b", "error: --shape 'llada-9b': expected llada-8b or five positive integers d_model,n_layers,n_heads,mlp,vocab")]
+    [InlineData("64,1,3,128,300", "error: --shape: d_model 64 is not divisible by n_heads 3")]
+    public async Task Synth_names_its_own_option_in_shape_errors(string shape, string expected)
+    {
+        using var dir = new TempDir();
+        var (exit, _, stderr) = await CliTestHost.Run("synth", "--shape", shape, "--out", dir.File("m"));
+        Assert.Equal(1, exit);
+        Assert.Equal(expected, Assert.Single(Lines(stderr)));
+    }
+
+    [Fact]
+    public void The_chat_console_writes_no_escape_codes_into_a_pipe_even_on_a_colour_terminal_type()
+    {
+        string? term = Environment.GetEnvironmentVariable("TERM");
+        try
+        {
+            Environment.SetEnvironmentVariable("TERM", "xterm-256color"); // what a terminal session exports, redirected or not
+            var output = new StringWriter();
+            var console = ChatCommand.ConsoleFor(output, terminal: false);
+            console.MarkupLine("[green]you>[/] [blue]llada>[/] 7");
+            Assert.Equal("you> llada> 7", output.ToString().TrimEnd());
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("TERM", term);
+        }
+    }
+}
