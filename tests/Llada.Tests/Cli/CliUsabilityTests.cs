@@ -72,6 +72,18 @@ public sealed class CliUsabilityTests(CliTestHost host) : IClassFixture<CliTestH
     }
 
     [Fact]
+    public async Task Generate_visualize_into_a_redirected_output_prints_only_the_answer_and_says_why()
+    {
+        string[] args = ["generate", "--model", host.ModelDir, "--prompt-ids", "1,2,3", "--gen-length", "8", "--block-length", "4"];
+        var plain = await CliTestHost.Run(args);
+        var (exit, stdout, stderr) = await CliTestHost.Run([.. args, "--visualize"]);
+        Assert.Equal(0, exit);
+        Assert.Equal(plain.Out, stdout);
+        Assert.DoesNotContain('\u001b', stdout);
+        Assert.Contains("--visualize draws only on a terminal", stderr);
+    }
+
+    [Fact]
     public void The_chat_console_writes_no_escape_codes_into_a_pipe_even_on_a_colour_terminal_type()
     {
         string? term = Environment.GetEnvironmentVariable("TERM");
