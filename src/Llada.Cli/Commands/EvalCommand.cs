@@ -180,7 +180,7 @@ internal static class EvalCommand
     }
 
     /// <summary>Live Spectre.Console progress when stderr is a terminal, else plain lines at most every few seconds.</summary>
-    private sealed class EvalProgressView(TextWriter error)
+    internal sealed class EvalProgressView(TextWriter error)
     {
         private readonly bool _live = ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive;
 
@@ -231,11 +231,11 @@ internal static class EvalCommand
             return _tokens == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"{_nll / _tokens:0.000} nats/token");
         }
 
-        private static string Summary(TaskResult r)
+        internal static string Summary(TaskResult r)
         {
             string metrics = string.Join(", ", r.Metrics().Select(m =>
                 $"{m.Name} {EvalReport.Format(m.Value)}{(m.StandardError is { } se && double.IsFinite(se) ? $" ± {EvalReport.Format(se)}" : "")}"));
-            return $"{r.Name}: {r.Count}/{r.Total} items{(r.Complete ? "" : " (cancelled)")}, {metrics}, {r.ElapsedSeconds:0.0} s";
+            return $"{r.Name}: {r.Count}/{r.Total} items{(r.Complete ? "" : " (cancelled)")}, {(metrics.Length > 0 ? metrics + ", " : "")}{r.ElapsedSeconds:0.0} s";
         }
 
         private sealed class Callback(Action<EvalProgress> report) : IProgress<EvalProgress>

@@ -84,6 +84,13 @@ public sealed class CliUsabilityTests(CliTestHost host) : IClassFixture<CliTestH
     }
 
     [Fact]
+    public void An_eval_task_cancelled_before_its_first_item_has_a_tidy_summary_line()
+    {
+        var cancelled = new Llada.Evaluation.TaskResult("verse", Llada.Evaluation.EvalTaskType.Generate, "verse.jsonl", 20, [], Complete: false, Bound: false, 3.9);
+        Assert.Equal("verse: 0/20 items (cancelled), 3.9 s", EvalCommand.EvalProgressView.Summary(cancelled));
+    }
+
+    [Fact]
     public void The_chat_console_writes_no_escape_codes_into_a_pipe_even_on_a_colour_terminal_type()
     {
         string? term = Environment.GetEnvironmentVariable("TERM");
