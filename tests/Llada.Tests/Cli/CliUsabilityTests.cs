@@ -90,6 +90,28 @@ public sealed class CliUsabilityTests(CliTestHost host) : IClassFixture<CliTestH
         Assert.Equal("verse: 0/20 items (cancelled), 3.9 s", EvalCommand.EvalProgressView.Summary(cancelled));
     }
 
+    [Theory]
+    [InlineData("generate")]
+    [InlineData("chat")]
+    [InlineData("serve")]
+    [InlineData("score")]
+    [InlineData("eval")]
+    [InlineData("bench")]
+    [InlineData("train")]
+    [InlineData("sft")]
+    [InlineData("prefer")]
+    [InlineData("vrpo-variance")]
+    public async Task Shared_options_read_the_same_in_every_command(string command)
+    {
+        var (exit, help, _) = await CliTestHost.Run(command, "--help");
+        Assert.Equal(0, exit);
+        var lines = Lines(help);
+        Assert.Contains(lines, l => l.StartsWith("--threads <threads>") && l.EndsWith("Threads for the numeric kernels (default: all cores)."));
+        // -n is the answer length wherever it exists, never another count
+        Assert.All(lines.Where(l => l.StartsWith("-n,")), l => Assert.StartsWith("-n, --gen-length", l));
+        if (command is "sft" or "prefer") Assert.DoesNotContain("initial weights", help); // they start from --model
+    }
+
     [Fact]
     public void The_chat_console_writes_no_escape_codes_into_a_pipe_even_on_a_colour_terminal_type()
     {
