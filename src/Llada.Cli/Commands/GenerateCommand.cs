@@ -100,7 +100,7 @@ internal static class GenerateCommand
             ctx.Output.WriteLine(JsonSerializer.Serialize(new
             {
                 prompt_ids = promptTokens,
-                token_ids = promptTokens.Concat(answer).ToArray(),
+                token_ids = answer, // like the diffusion path: the tokens after the prompt (here cut at the stop token)
                 text = answerText,
                 elapsed_ms = Math.Round(watch.Elapsed.TotalMilliseconds, 1),
                 forward_passes = answer.Length + (answer.Length < gen ? 1 : 0),

@@ -61,7 +61,7 @@ public sealed class CliUsabilityTests(CliTestHost host) : IClassFixture<CliTestH
     }
 
     [Theory]
-    [InlineData("llada-9b", "error: --shape 'llada-9b': expected llada-8b or five positive integers d_model,n_layers,n_heads,mlp,vocab")]
+    [InlineData("llada-9b", "error: --shape 'llada-9b': expected llada-8b, llada-moe-7b-a1b or five positive integers d_model,n_layers,n_heads,mlp,vocab")]
     [InlineData("64,1,3,128,300", "error: --shape: d_model 64 is not divisible by n_heads 3")]
     public async Task Synth_names_its_own_option_in_shape_errors(string shape, string expected)
     {

@@ -57,6 +57,32 @@ public class TrainCommandTests
     }
 
     [Fact]
+    public async Task Train_with_MoE_fields_writes_a_LLaDA_MoE_checkpoint_that_info_generate_and_resume_read()
+    {
+        string data = Corpus(), output = RunTestSupport.TempDir();
+        string config = TinyConfig(""", "num_experts": 4, "num_experts_per_tok": 2, "expert_intermediate_size": 16, "first_k_dense_replace": 1, "router_z_loss_coef": 0.001""");
+        var (code, stdout, stderr) = await Run("train", "--config", config, "--data", data, "--valid", data, "--tokenizer", Tokenizer, "--out", output, "--threads", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("finished at step 3/3", stdout);
+        var written = Llada.Model.LladaConfigFile.Load(Path.Combine(output, "config.json"));
+        Assert.Equal("lladamoe", written.ModelType);
+        Assert.Equal([false, true], written.Moe!.MoeLayers);
+        Assert.Equal(0.001, written.Moe.RouterZLossCoef);
+
+        (code, stdout, stderr) = await Run("info", "--model", output);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("4 per MoE layer, top-2", stdout);
+        (code, _, stderr) = await Run("generate", "--model", output, "--prompt-ids", "5,6,7", "--gen-length", "8", "--steps", "4");
+        Assert.True(code == 0, stderr);
+        (code, stdout, stderr) = await Run("train", "--config", config, "--data", data, "--out", output, "--resume", "--steps", "4");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("finished at step 4/4", stdout);
+        Assert.Contains("'num_experts_per_tok' must be in 1..num_experts (4), found 5",
+            (await Run("train", "--config", TinyConfig(""", "num_experts": 4, "num_experts_per_tok": 5, "expert_intermediate_size": 16"""),
+                "--data", data, "--tokenizer", Tokenizer, "--out", RunTestSupport.TempDir())).Err);
+    }
+
+    [Fact]
     public async Task Bad_inputs_fail_with_one_clear_line_before_training()
     {
         string data = Corpus(), config = TinyConfig(), output = RunTestSupport.TempDir();
