@@ -203,13 +203,13 @@ internal static class BenchCommand
         return total;
     }
 
-    internal static LladaConfig ParseShape(string shape, int maxSeq, string? moe = null)
+    internal static LladaConfig ParseShape(string shape, int maxSeq, string? moe = null, string option = "--synthetic", string alternatives = "")
     {
         var parts = shape.Split(',', StringSplitOptions.TrimEntries);
         if (parts.Length != 5 || parts.Select((p, i) => !int.TryParse(p, out int v) || v < (i == 3 && moe is not null ? 0 : 1)).Any(bad => bad))
-            throw new ArgumentException($"--synthetic '{shape}': expected five integers d_model,n_layers,n_heads,mlp,vocab (mlp may be 0 with --moe)");
+            throw new ArgumentException($"{option} '{shape}': expected {alternatives}five {(moe is null ? "positive integers" : "integers")} d_model,n_layers,n_heads,mlp,vocab{(moe is null ? "" : " (mlp may be 0 with --moe)")}");
         int[] v = parts.Select(int.Parse).ToArray();
-        if (v[0] % v[2] != 0) throw new ArgumentException($"--synthetic: d_model {v[0]} is not divisible by n_heads {v[2]}");
+        if (v[0] % v[2] != 0) throw new ArgumentException($"{option}: d_model {v[0]} is not divisible by n_heads {v[2]}");
         if (moe is null) return SyntheticCheckpoint.Config(v[0], v[1], v[2], v[3], v[4], maxSeq: maxSeq);
         var m = moe.Split(',', StringSplitOptions.TrimEntries);
         if (m.Length != 3 || m.Any(p => !int.TryParse(p, out int x) || x < 1))

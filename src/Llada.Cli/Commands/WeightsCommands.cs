@@ -47,6 +47,9 @@ internal static class WeightsCommands
             var target = BenchCommand.ParseDType(parse.GetValue(type)!);
             string dir = ModelSource.Resolve(parse.GetValue(model));
             string outDir = parse.GetValue(output)!;
+            CheckOut(outDir, parse.GetValue(overwrite));
+            if (Path.GetFullPath(Path.TrimEndingDirectorySeparator(outDir)) == Path.GetFullPath(Path.TrimEndingDirectorySeparator(dir)))
+                throw new ArgumentException($"--out '{outDir}' is the --model directory; write the copy somewhere else");
             using var source = LladaCheckpoint.Open(dir);
             var watch = Stopwatch.StartNew();
             CheckpointConversion.Write(source, outDir, target, parse.GetValue(keepHead), parse.GetValue(overwrite), Progress(ctx, watch), token);
@@ -86,11 +89,10 @@ internal static class WeightsCommands
             {
                 "llada-8b" => SyntheticCheckpoint.Llada8B(),
                 "llada-moe-7b-a1b" => SyntheticCheckpoint.LladaMoe7BA1B(),
-                _ => BenchCommand.ParseShape(text, 4096),
+                _ => BenchCommand.ParseShape(text, 4096, option: "--shape", alternatives: "llada-8b, llada-moe-7b-a1b or "),
             };
             string outDir = parse.GetValue(output)!;
-            if (Directory.Exists(outDir) && !parse.GetValue(overwrite))
-                throw new IOException($"{outDir} already exists (use --overwrite to replace it)");
+            CheckOut(outDir, parse.GetValue(overwrite));
             var watch = Stopwatch.StartNew();
             SyntheticCheckpoint.Write(outDir, config, BenchCommand.ParseDType(parse.GetValue(dtype)!), parse.GetValue(seed), token,
                 Progress(ctx, watch));
@@ -101,6 +103,13 @@ internal static class WeightsCommands
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>Refuses an --out that would fail only after the whole model has been written.</summary>
+    private static void CheckOut(string outDir, bool overwrite)
+    {
+        if (File.Exists(outDir)) throw new IOException($"--out '{outDir}' is a file; give a directory to create");
+        if (Directory.Exists(outDir) && !overwrite) throw new IOException($"--out '{outDir}' already exists (use --overwrite to replace it)");
     }
 
     /// <summary>One stderr line per stored tensor: running byte total, elapsed time, name and dtype.</summary>

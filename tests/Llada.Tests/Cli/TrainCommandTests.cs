@@ -105,6 +105,10 @@ public class TrainCommandTests
         string latin1 = Temp("latin1.txt", bytes: [(byte)'c', (byte)'a', (byte)'f', 0xE9, (byte)'\n']);
         await Expect("UTF-8", "train", "--config", config, "--data", latin1, "--tokenizer", Tokenizer, "--out", RunTestSupport.TempDir());
         await Expect("no checkpoint to resume", "train", "--config", config, "--data", data, "--tokenizer", Tokenizer, "--out", RunTestSupport.TempDir(), "--resume");
+        await Expect("no checkpoint to resume", "train", "--config", config, "--data", data, "--out", RunTestSupport.TempDir(), "--resume"); // not "no tokenizer in --out"
+        await Expect("is a file; the output must be a directory", "train", "--config", config, "--data", data, "--tokenizer", Tokenizer, "--out", data);
+        await Expect("--vocab-size must be at least 262 (256 byte symbols + 6 special tokens), not 10", "tokenizer", "train", "--input", data, "--vocab-size", "10", "--out", RunTestSupport.TempDir());
+        await Expect("is empty; there is no text to learn merges from", "tokenizer", "train", "--input", Temp("nothing.txt", ""), "--out", RunTestSupport.TempDir());
         await Expect("--save-dtype must be f32 or bf16", "train", "--config", config, "--data", data, "--tokenizer", Tokenizer, "--out", output, "--save-dtype", "f16");
         await Expect("not a model directory", "sft", "--model", "/nonexistent/model", "--data", data, "--out", output);
     }
