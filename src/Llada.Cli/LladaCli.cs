@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
 using Llada.Cli.Commands;
 
 namespace Llada.Cli;
@@ -33,8 +35,22 @@ public static class LladaCli
         if (output is not null) config.Output = output;
         if (error is not null) config.Error = error;
         var parse = root.Parse(args);
+        if (parse.Action is ParseErrorAction) return ReportParseErrors(parse, error ?? Console.Error);
         // The chat REPL handles Ctrl-C itself: it cancels one answer, not the process.
         if (parse.CommandResult.Command.Name == ChatCommand.Name) config.ProcessTerminationTimeout = null;
         return await parse.InvokeAsync(config);
+    }
+
+    /// <summary>
+    /// A mistyped command line gets the same treatment as any other bad input: one "error:" line per problem and a
+    /// pointer to --help, instead of System.CommandLine's default of printing the whole help text after the error.
+    /// </summary>
+    private static int ReportParseErrors(ParseResult parse, TextWriter error)
+    {
+        foreach (var e in parse.Errors) error.WriteLine($"error: {e.Message}");
+        var names = new List<string>();
+        for (var c = parse.CommandResult; c.Parent is CommandResult parent; c = parent) names.Insert(0, c.Command.Name);
+        error.WriteLine($"(see 'llada {string.Join(' ', names.Append("--help"))}')");
+        return CliAction.Failure;
     }
 }

@@ -18,6 +18,16 @@ internal static class BenchCommand
         {
             Description = "Benchmark a random model of this shape instead of files: d_model,n_layers,n_heads,mlp,vocab (e.g. 1024,8,16,2816,32000).",
         };
+        var moe = new Option<string?>("--moe")
+        {
+            Description = "Make the --synthetic model a LLaDA-MoE (every layer MoE, QK-norm): experts,top_k,expert_ff " +
+                          "(e.g. 64,8,1024 as in LLaDA-MoE-7B-A1B); the mlp field of --synthetic is then unused.",
+        };
+        var allExperts = new Option<bool>("--all-experts")
+        {
+            Description = "MoE models: run every expert on every token (unrouted ones weighted 0) instead of only the routed " +
+                          "ones. Same logits; shows what sparse execution saves.",
+        };
         var dtype = new Option<string>("--dtype") { Description = "Weight dtype of a --synthetic model: f32, bf16, f16 or q8.", DefaultValueFactory = _ => "f32" };
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sequence.", DefaultValueFactory = _ => 256 };
         var batch = new Option<int>("--batch") { Description = "Sequences per forward pass.", DefaultValueFactory = _ => 1 };
@@ -45,9 +55,10 @@ internal static class BenchCommand
             "and a KV-cache window pass that runs those positions alone (the later steps of --cache dual).\n" +
             "With --sampling, time whole generations instead (tokens/s, forward passes, agreement with vanilla, task accuracy).\n" +
             "Examples:\n  llada bench --model DIR --seq-len 256 --repeat 5 --json\n  llada bench --synthetic 1024,8,16,2816,32000 --dtype bf16\n" +
+            "  llada bench --synthetic 1024,4,16,0,32000 --moe 64,8,512 --dtype bf16 [--all-experts]\n" +
             "  llada bench --sampling data/eval/arith.jsonl data/eval/reverse.jsonl --limit 8 --gen-length 64")
         {
-            model, synthetic, dtype, seqLen, batch, repeat, activeBlock, sampling, limit, genLength, blockLength, threshold, threads, json,
+            model, synthetic, moe, allExperts, dtype, seqLen, batch, repeat, activeBlock, sampling, limit, genLength, blockLength, threshold, threads, json,
         };
         CliAction.Set(command, (parse, ctx, token) =>
         {
@@ -65,13 +76,15 @@ internal static class BenchCommand
                 {
                     tempDir = Directory.CreateTempSubdirectory("llada-bench-").FullName;
                     dir = Path.Combine(tempDir, "model");
-                    var config = ParseShape(shape, Math.Max(t, 256));
+                    var config = ParseShape(shape, Math.Max(t, 256), parse.GetValue(moe));
                     ctx.Error.WriteLine($"writing a random {shape} model ({parse.GetValue(dtype)}) to {dir} ...");
                     SyntheticCheckpoint.Write(dir, config, ParseDType(parse.GetValue(dtype)!), cancellationToken: token);
                 }
+                else if (parse.GetValue(moe) is not null) throw new ArgumentException("--moe shapes a --synthetic model; give --synthetic too");
                 else dir = ModelSource.Resolve(parse.GetValue(model));
 
                 using var predictor = MaskPredictor.Load(dir);
+                predictor.RunAllExperts = parse.GetValue(allExperts);
                 var c = predictor.Config;
                 if (t > c.MaxSequenceLength) throw new ArgumentException($"--seq-len {t} exceeds the model's max_sequence_length {c.MaxSequenceLength}");
                 var tokens = new int[b * t];
@@ -107,6 +120,9 @@ internal static class BenchCommand
                         threads = Parallelism.ThreadCount,
                         dtype = predictor.Checkpoint.Describe().DTypeSummary,
                         parameters = predictor.Checkpoint.ParameterCount,
+                        active_parameters = predictor.Checkpoint.ActiveParameterCount,
+                        moe = c.Moe is null ? null : $"{c.Moe.NumExperts} experts, top-{c.Moe.ExpertsPerToken}, width {c.Moe.ExpertIntermediateSize}",
+                        all_experts = predictor.RunAllExperts,
                     }));
                 else
                 {
@@ -169,22 +185,38 @@ internal static class BenchCommand
         return 0;
     }
 
-    /// <summary>Multiply-add FLOPs (2 per MAC) of one sequence of <paramref name="t"/> tokens with logits at <paramref name="logitRows"/> positions.</summary>
+    /// <summary>
+    /// Multiply-add FLOPs (2 per MAC) of one sequence of <paramref name="t"/> tokens with logits at <paramref name="logitRows"/>
+    /// positions. A MoE layer counts the router and the routed (top-k) and shared experts only: the useful work.
+    /// </summary>
     public static double ForwardFlops(LladaConfig c, int t, int logitRows)
     {
-        double d = c.DModel, kvd = c.NKvHeads * c.HeadDim, mlp = c.MlpHiddenSize;
-        double perLayer = 2.0 * t * (2 * d * d + 2 * d * kvd + 3 * d * mlp) + 4.0 * t * t * d;
-        return c.NLayers * perLayer + 2.0 * logitRows * d * c.EmbeddingSize;
+        double d = c.DModel, kvd = c.NKvHeads * c.HeadDim;
+        double total = 2.0 * logitRows * d * c.EmbeddingSize;
+        for (int i = 0; i < c.NLayers; i++)
+        {
+            double mlpMacs = c.Moe is { } m && m.MoeLayers[i]
+                ? 3 * d * ((double)m.ExpertsPerToken * m.ExpertIntermediateSize + m.SharedExpertIntermediateSize) + d * m.NumExperts
+                : 3 * d * c.MlpHiddenSize;
+            total += 2.0 * t * (2 * d * d + 2 * d * kvd + mlpMacs) + 4.0 * t * t * d;
+        }
+        return total;
     }
 
-    internal static LladaConfig ParseShape(string shape, int maxSeq)
+    internal static LladaConfig ParseShape(string shape, int maxSeq, string? moe = null, string option = "--synthetic", string alternatives = "")
     {
         var parts = shape.Split(',', StringSplitOptions.TrimEntries);
-        if (parts.Length != 5 || parts.Any(p => !int.TryParse(p, out int v) || v < 1))
-            throw new ArgumentException($"--synthetic '{shape}': expected five positive integers d_model,n_layers,n_heads,mlp,vocab");
+        if (parts.Length != 5 || parts.Select((p, i) => !int.TryParse(p, out int v) || v < (i == 3 && moe is not null ? 0 : 1)).Any(bad => bad))
+            throw new ArgumentException($"{option} '{shape}': expected {alternatives}five {(moe is null ? "positive integers" : "integers")} d_model,n_layers,n_heads,mlp,vocab{(moe is null ? "" : " (mlp may be 0 with --moe)")}");
         int[] v = parts.Select(int.Parse).ToArray();
-        if (v[0] % v[2] != 0) throw new ArgumentException($"--synthetic: d_model {v[0]} is not divisible by n_heads {v[2]}");
-        return SyntheticCheckpoint.Config(v[0], v[1], v[2], v[3], v[4], maxSeq: maxSeq);
+        if (v[0] % v[2] != 0) throw new ArgumentException($"{option}: d_model {v[0]} is not divisible by n_heads {v[2]}");
+        if (moe is null) return SyntheticCheckpoint.Config(v[0], v[1], v[2], v[3], v[4], maxSeq: maxSeq);
+        var m = moe.Split(',', StringSplitOptions.TrimEntries);
+        if (m.Length != 3 || m.Any(p => !int.TryParse(p, out int x) || x < 1))
+            throw new ArgumentException($"--moe '{moe}': expected three positive integers experts,top_k,expert_ff");
+        int[] e = m.Select(int.Parse).ToArray();
+        if (e[1] > e[0]) throw new ArgumentException($"--moe: top_k {e[1]} exceeds the number of experts {e[0]}");
+        return SyntheticCheckpoint.MoeConfig(v[0], v[1], v[2], e[0], e[1], e[2], v[4], maxSeq: maxSeq);
     }
 
     internal static DType ParseDType(string name) => name.ToLowerInvariant() switch

@@ -32,13 +32,25 @@ internal static class ChatCommand
             ModelSource.ApplyThreads(parse.GetValue(threads));
             using var generator = OpenGenerator(parse.GetValue(model), "chat needs text");
             var options = sampling.Build(parse, generator.EosTokenId, generator.EndOfTurnTokenId);
-            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(ctx.Output) });
-            bool visualize = !parse.GetValue(noVisualize) && !Console.IsOutputRedirected && ReferenceEquals(ctx.Output, Console.Out);
+            bool terminal = ReferenceEquals(ctx.Output, Console.Out) && !Console.IsOutputRedirected;
+            var console = ConsoleFor(ctx.Output, terminal);
+            bool visualize = !parse.GetValue(noVisualize) && terminal;
             var repl = new ChatRepl(generator, options, parse.GetValue(system), console, visualize);
             return await repl.RunAsync(Console.In, installCtrlC: true, token);
         });
         return command;
     }
+
+    /// <summary>
+    /// The chat's console: colours on a terminal; plain text when the output is a pipe or file, where escape codes
+    /// would only be noise (Spectre.Console decides from $TERM alone, which a redirect does not change).
+    /// </summary>
+    internal static IAnsiConsole ConsoleFor(TextWriter output, bool terminal) => AnsiConsole.Create(terminal
+        ? new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) }
+        : new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No,
+        });
 
     /// <summary>Loads --model (or the default) as a text generator; the model needs a tokenizer.</summary>
     internal static TextGenerator OpenGenerator(string? model, string purpose)
@@ -203,11 +215,7 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
         var next = key switch
         {
             "steps" => _options with { Steps = int.Parse(value, inv) },
-            "gen_length" or "max_tokens" => _options with
-            {
-                GenLength = int.Parse(value, inv),
-                BlockLength = Math.Min(_options.BlockLength, int.Parse(value, inv)),
-            },
+            "gen_length" or "max_tokens" => WithGenLength(int.Parse(value, inv)),
             "block_length" => _options with { BlockLength = int.Parse(value, inv) },
             "temperature" => _options with { Temperature = double.Parse(value, inv) },
             "cfg_scale" => _options with { CfgScale = double.Parse(value, inv) },
@@ -226,6 +234,14 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
         next.Validate(generator.Predictor, [[generator.EosTokenId]]);
         _options = next;
     }
+
+    /// <summary>A new answer length; steps keep following it while they are at its default (one token per step).</summary>
+    private GenerationOptions WithGenLength(int length) => _options with
+    {
+        GenLength = length,
+        BlockLength = Math.Min(_options.BlockLength, length),
+        Steps = _options.Steps == _options.GenLength ? length : _options.Steps,
+    };
 
     private void Show()
     {

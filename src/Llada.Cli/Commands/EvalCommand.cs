@@ -71,6 +71,9 @@ internal static class EvalCommand
             int? lim = parse.GetValue(limit);
             if (lim is < 1) throw new ArgumentException($"--limit must be at least 1 (got {lim})");
             ModelSource.ApplyThreads(parse.GetValue(threads));
+            // Report paths are checked up front: a long evaluation must not end in "Is a directory".
+            RequireFilePath(parse.GetValue(output), "--out", "report.json");
+            RequireFilePath(parse.GetValue(markdown), "--markdown", "report.md");
             ModelKind? modelKind = parse.GetValue(kind) switch
             {
                 "auto" or null => null,
@@ -153,17 +156,31 @@ internal static class EvalCommand
         return command;
     }
 
+    private static void RequireFilePath(string? path, string option, string example)
+    {
+        if (path is not null && Directory.Exists(path))
+            throw new ArgumentException($"{option} '{path}' is a directory; give a file name, e.g. {Path.Combine(path, example)}");
+    }
+
     private static void WriteAtomically(string path, Action<Stream> write)
     {
         string full = Path.GetFullPath(path);
         if (Path.GetDirectoryName(full) is { } dir) Directory.CreateDirectory(dir);
         string temp = full + ".tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write)) write(stream);
-        File.Move(temp, full, overwrite: true);
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write)) write(stream);
+            File.Move(temp, full, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
     }
 
     /// <summary>Live Spectre.Console progress when stderr is a terminal, else plain lines at most every few seconds.</summary>
-    private sealed class EvalProgressView(TextWriter error)
+    internal sealed class EvalProgressView(TextWriter error)
     {
         private readonly bool _live = ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive;
 
@@ -214,11 +231,11 @@ internal static class EvalCommand
             return _tokens == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"{_nll / _tokens:0.000} nats/token");
         }
 
-        private static string Summary(TaskResult r)
+        internal static string Summary(TaskResult r)
         {
             string metrics = string.Join(", ", r.Metrics().Select(m =>
                 $"{m.Name} {EvalReport.Format(m.Value)}{(m.StandardError is { } se && double.IsFinite(se) ? $" ± {EvalReport.Format(se)}" : "")}"));
-            return $"{r.Name}: {r.Count}/{r.Total} items{(r.Complete ? "" : " (cancelled)")}, {metrics}, {r.ElapsedSeconds:0.0} s";
+            return $"{r.Name}: {r.Count}/{r.Total} items{(r.Complete ? "" : " (cancelled)")}, {(metrics.Length > 0 ? metrics + ", " : "")}{r.ElapsedSeconds:0.0} s";
         }
 
         private sealed class Callback(Action<EvalProgress> report) : IProgress<EvalProgress>

@@ -44,7 +44,10 @@ internal static class GenerateCommand
             var options = sampling.Build(parse, loaded.EosId, loaded.EndOfTurnId);
             var sampler = new ReverseProcess(loaded.Predictor);
 
-            CanvasView? view = parse.GetValue(visualize) ? new CanvasView(loaded.Tokenizer, loaded.Predictor.MaskTokenId) : null;
+            // The live canvas redraws a terminal; into a pipe or file it would only leave escape codes around the answer.
+            bool draw = parse.GetValue(visualize) && ReferenceEquals(ctx.Output, Console.Out) && !Console.IsOutputRedirected;
+            if (parse.GetValue(visualize) && !draw) ctx.Error.WriteLine("(--visualize draws only on a terminal; output is redirected, so just the answer follows)");
+            CanvasView? view = draw ? new CanvasView(loaded.Tokenizer, loaded.Predictor.MaskTokenId) : null;
             var watch = Stopwatch.StartNew();
             var result = view is null
                 ? sampler.Generate(promptTokens, options, null, token)
@@ -97,7 +100,7 @@ internal static class GenerateCommand
             ctx.Output.WriteLine(JsonSerializer.Serialize(new
             {
                 prompt_ids = promptTokens,
-                token_ids = promptTokens.Concat(answer).ToArray(),
+                token_ids = answer, // like the diffusion path: the tokens after the prompt (here cut at the stop token)
                 text = answerText,
                 elapsed_ms = Math.Round(watch.Elapsed.TotalMilliseconds, 1),
                 forward_passes = answer.Length + (answer.Length < gen ? 1 : 0),

@@ -22,6 +22,7 @@ internal static class InfoCommand
             var d = checkpoint.Describe();
             var c = d.Config;
             long kvBytesPerToken = 2L * c.NLayers * c.NKvHeads * c.HeadDim * sizeof(float);
+            var moe = c.Moe;
             if (parse.GetValue(json))
             {
                 ctx.Output.WriteLine(JsonSerializer.Serialize(new
@@ -49,17 +50,43 @@ internal static class InfoCommand
                     files = d.Files,
                     unexpected_tensors = d.UnexpectedTensors,
                     has_tokenizer = d.HasTokenizer,
+                    active_parameters = d.ActiveParameterCount,
+                    moe = moe is null ? null : new
+                    {
+                        num_experts = moe.NumExperts,
+                        num_experts_per_tok = moe.ExpertsPerToken,
+                        expert_intermediate_size = moe.ExpertIntermediateSize,
+                        shared_expert_intermediate_size = moe.SharedExpertIntermediateSize,
+                        norm_topk_prob = moe.NormTopKProb,
+                        routed_scaling_factor = moe.RoutedScalingFactor,
+                        qk_layernorm = moe.QkNorm,
+                        moe_layers = moe.MoeLayerCount,
+                    },
                 }));
                 return Task.FromResult(0);
             }
             var o = ctx.Output;
             o.WriteLine($"model          {d.Directory}");
-            o.WriteLine($"architecture   {d.Architecture} (dense LLaDA mask predictor)");
+            o.WriteLine($"architecture   {d.Architecture} ({(moe is null ? "dense" : "mixture-of-experts")} LLaDA mask predictor)");
             o.WriteLine($"parameters     {d.ParameterCount:N0} ({Units.Count(d.ParameterCount)})");
+            if (moe is not null)
+            {
+                o.WriteLine($"active         {d.ActiveParameterCount:N0} ({Units.Count(d.ActiveParameterCount)}) per token " +
+                            "(all but the input embedding and the unrouted experts)");
+                o.WriteLine($"experts        {moe.NumExperts} per MoE layer, top-{moe.ExpertsPerToken} softmax routing " +
+                            $"({(moe.NormTopKProb ? "renormalised" : "not renormalised")}" +
+                            (moe.RoutedScalingFactor != 1 ? $", scaled by {moe.RoutedScalingFactor}" : "") +
+                            $"), expert width {moe.ExpertIntermediateSize}" +
+                            (moe.SharedExpertIntermediateSize > 0 ? $", shared expert width {moe.SharedExpertIntermediateSize}" : ", no shared expert"));
+                o.WriteLine($"MoE layers     {moe.MoeLayerCount} of {c.NLayers}" +
+                            (moe.MoeLayerCount < c.NLayers ? $" (dense layers: mlp {c.MlpHiddenSize})" : "") +
+                            $"; QK-norm {(moe.QkNorm ? "on" : "off")}");
+            }
             o.WriteLine($"dtype          {d.DTypeSummary}");
             o.WriteLine($"weights        {Units.Bytes(d.WeightBytes)} (memory-mapped; {Units.Bytes(d.BytesOnDisk)} on disk in {d.Files.Count} file(s))");
             o.WriteLine($"layers         {c.NLayers} x (d_model {c.DModel}, {c.NHeads} heads" +
-                        (c.NKvHeads != c.NHeads ? $", {c.NKvHeads} kv heads (GQA)" : "") + $", head_dim {c.HeadDim}, mlp {c.MlpHiddenSize})");
+                        (c.NKvHeads != c.NHeads ? $", {c.NKvHeads} kv heads (GQA)" : "") + $", head_dim {c.HeadDim}" +
+                        (moe is null ? $", mlp {c.MlpHiddenSize})" : ")"));
             o.WriteLine($"vocabulary     {c.VocabSize} (embedding rows {c.EmbeddingSize}), weight tying {(c.WeightTying ? "on" : "off")}");
             o.WriteLine($"context        {c.MaxSequenceLength} tokens, rope_theta {c.RopeTheta}");
             o.WriteLine($"special ids    mask {c.MaskTokenId}, eos {c.EosTokenId}, pad {c.PadTokenId}");

@@ -41,11 +41,11 @@ internal static class TokenizeCommands
     public static Command Detokenize()
     {
         var model = ModelSource.ModelOption();
-        var ids = new Option<string>("--ids") { Description = "Comma-separated token ids, e.g. 9906,1917.", Required = true };
+        var ids = new Option<string>("--ids") { Description = "Comma-separated token ids, e.g. 39,1371,78,892.", Required = true };
         var skip = new Option<bool>("--skip-special-tokens") { Description = "Leave special tokens (EOS, mask, ...) out of the text." };
         var json = ModelSource.JsonOption();
         json.Description = "Print {\"text\":\"...\"}.";
-        var command = new Command("detokenize", "Decode token ids back into text.\nExample: llada detokenize --ids 9906,1917")
+        var command = new Command("detokenize", "Decode token ids back into text.\nExample: llada detokenize --ids 39,1371,78,892  (\"Hello world\" with the default model)")
             { model, ids, skip, json };
         CliAction.Set(command, (parse, ctx, _) =>
         {

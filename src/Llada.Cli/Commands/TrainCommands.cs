@@ -45,13 +45,17 @@ public static class TrainCommands
         {
             Description = "mdm (masked diffusion, the default) or ar (autoregressive baseline with causal attention).",
         };
-        public readonly Option<int?> Threads = new("--threads") { Description = "Worker threads for the kernels (default: all cores)." };
-        public readonly Option<ulong?> Seed = new("--seed") { Description = "Seed of the initial weights, data order and masks (overrides the config's `seed`)." };
+        public readonly Option<int?> Threads = ModelSource.ThreadsOption();
+        public readonly Option<ulong?> Seed;
         public readonly Option<string> SaveDType = new("--save-dtype") { Description = SaveDTypeHelp, DefaultValueFactory = _ => "f32" };
         public readonly Option<long?> StopAfter = new("--stop-after")
         {
             Description = "Stop after this many steps with a checkpoint (the schedule still targets --steps); continue later with --resume.",
         };
+
+        /// <param name="seeded">What --seed drives besides the config's `seed`: the initial weights only for a new model.</param>
+        public Common(string seeded = "the initial weights, data order and masks") =>
+            Seed = new("--seed") { Description = $"Seed of {seeded} (overrides the config's `seed`)." };
 
         public void AddTo(Command command, bool objective = true)
         {
@@ -80,14 +84,7 @@ public static class TrainCommands
             var other => throw new ArgumentException($"--save-dtype must be f32 or bf16, not '{other}'"),
         };
 
-        public void ApplyThreads(ParseResult parse)
-        {
-            if (parse.GetValue(Threads) is { } threads)
-            {
-                if (threads < 1) throw new ArgumentException($"--threads must be at least 1, not {threads}");
-                Parallelism.ThreadCount = threads;
-            }
-        }
+        public void ApplyThreads(ParseResult parse) => ModelSource.ApplyThreads(parse.GetValue(Threads));
     }
 
     private static Command Train()
@@ -127,6 +124,8 @@ public static class TrainCommands
             common.ApplyThreads(parse);
             string outDir = parse.GetValue(output)!;
             bool resume = parse.GetValue(common.Resume);
+            // Before the tokenizer default (--out with --resume), so a resume of nothing says so instead of "no tokenizer".
+            TrainingRun.CheckOutputDirectory(outDir, resume, runConfig, "pretrain");
             string tokenizerDir = parse.GetValue(tokenizer) ?? (resume ? outDir
                 : throw new ArgumentException("--tokenizer DIR is required for a new run (train one with `llada tokenizer train --input FILES --vocab-size 8192 --out DIR`)"));
             var request = new PretrainRequest
@@ -141,7 +140,7 @@ public static class TrainCommands
 
     private static Command Sft()
     {
-        var common = new Common();
+        var common = new Common("the data order and masks");
         var model = new Option<string>("--model", "-m")
         {
             Description = "Pretrained model directory to start from (the --out of `llada train`): config.json, model.safetensors and tokenizer files.",
@@ -192,7 +191,7 @@ public static class TrainCommands
     private sealed class VrpoFlags
     {
         public readonly Option<double> Beta = new("--beta") { Description = "DPO temperature beta.", DefaultValueFactory = _ => 0.1 };
-        public readonly Option<int> Samples = new("--samples", "-n")
+        public readonly Option<int> Samples = new("--samples")
         {
             Description = "Sampling budget n: masked copies per response for each ELBO estimate (policy and reference each).", DefaultValueFactory = _ => 8,
         };
@@ -232,7 +231,7 @@ public static class TrainCommands
 
     private static Command Prefer()
     {
-        var common = new Common();
+        var common = new Common("the data order, timesteps and masks");
         var vrpo = new VrpoFlags();
         var model = new Option<string>("--model", "-m")
         {
@@ -292,7 +291,7 @@ public static class TrainCommands
         var budgets = new Option<string>("--budgets") { Description = "Comma-separated sampling budgets n.", DefaultValueFactory = _ => "1,2,4,8" };
         var beta = new Option<double>("--beta") { Description = "DPO temperature beta.", DefaultValueFactory = _ => 0.1 };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the timesteps and masks.", DefaultValueFactory = _ => 1 };
-        var threads = new Option<int?>("--threads") { Description = "Worker threads for the kernels (default: all cores)." };
+        var threads = ModelSource.ThreadsOption();
         var command = new Command("vrpo-variance",
             "Measure the variance reduction of VRPO: for each sampling budget n, estimate the preference score " +
             "beta [(B(y_w) - B_ref(y_w)) - (B(y_l) - B_ref(y_l))] and the DPO loss gradient --repeats times and print their variance for " +
@@ -302,11 +301,7 @@ public static class TrainCommands
         foreach (var o in new Option[] { model, reference, data, pairs, repeats, budgets, beta, seed, threads }) command.Options.Add(o);
         CliAction.Set(command, async (parse, ctx, token) =>
         {
-            if (parse.GetValue(threads) is { } t)
-            {
-                if (t < 1) throw new ArgumentException($"--threads must be at least 1, not {t}");
-                Parallelism.ThreadCount = t;
-            }
+            ModelSource.ApplyThreads(parse.GetValue(threads));
             int[] ns = parse.GetValue(budgets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(x => int.TryParse(x, CultureInfo.InvariantCulture, out int n) && n >= 1 ? n : throw new ArgumentException($"--budgets must list positive integers, not '{x}'"))
                 .ToArray();
@@ -363,8 +358,13 @@ public static class TrainCommands
             string[] files = parse.GetValue(input)!;
             foreach (string f in files)
                 if (!File.Exists(f)) throw new FileNotFoundException($"tokenizer training file '{f}' not found", f);
-            int size = parse.GetValue(vocab);
-            var options = new BpeTrainerOptions { VocabSize = size, MinFrequency = parse.GetValue(minFrequency) };
+            if (files.All(f => new FileInfo(f).Length == 0))
+                throw new InvalidDataException($"--input: {string.Join(", ", files)} {(files.Length == 1 ? "is" : "are")} empty; there is no text to learn merges from");
+            int size = parse.GetValue(vocab), minFreq = parse.GetValue(minFrequency);
+            var options = new BpeTrainerOptions { VocabSize = size, MinFrequency = minFreq };
+            if (size < options.MinimumVocabSize)
+                throw new ArgumentException($"--vocab-size must be at least {options.MinimumVocabSize} (256 byte symbols + {options.SpecialTokens.Count} special tokens), not {size}");
+            if (minFreq < 1) throw new ArgumentException($"--min-frequency must be at least 1, not {minFreq}");
             string outDir = parse.GetValue(output)!;
             var result = await Task.Run(() => BpeTrainer.TrainFiles(files, outDir, options, null, token), CancellationToken.None);
             ctx.Output.WriteLine($"wrote {Path.GetFullPath(outDir)}: {result.VocabSize} tokens ({result.LearnedCount} byte-level tokens and merges + {result.Options.SpecialTokens.Count} special)");

@@ -47,6 +47,9 @@ internal static class WeightsCommands
             var target = BenchCommand.ParseDType(parse.GetValue(type)!);
             string dir = ModelSource.Resolve(parse.GetValue(model));
             string outDir = parse.GetValue(output)!;
+            CheckOut(outDir, parse.GetValue(overwrite));
+            if (Path.GetFullPath(Path.TrimEndingDirectorySeparator(outDir)) == Path.GetFullPath(Path.TrimEndingDirectorySeparator(dir)))
+                throw new ArgumentException($"--out '{outDir}' is the --model directory; write the copy somewhere else");
             using var source = LladaCheckpoint.Open(dir);
             var watch = Stopwatch.StartNew();
             CheckpointConversion.Write(source, outDir, target, parse.GetValue(keepHead), parse.GetValue(overwrite), Progress(ctx, watch), token);
@@ -62,7 +65,8 @@ internal static class WeightsCommands
     {
         var shape = new Option<string>("--shape")
         {
-            Description = "llada-8b (d_model 4096, 32 layers, 32 heads, mlp 12288, vocab 126464) or d_model,n_layers,n_heads,mlp,vocab.",
+            Description = "llada-8b (d_model 4096, 32 layers, 32 heads, mlp 12288, vocab 126464), llada-moe-7b-a1b (hidden 2048, " +
+                          "16 layers, 64 experts of 1024, top-8, vocab 157184) or d_model,n_layers,n_heads,mlp,vocab.",
             Required = true,
         };
         var dtype = new Option<string>("--dtype") { Description = "f32, bf16, f16 or q8 (Q8_0 matrices, bf16 embedding and norms).", DefaultValueFactory = _ => "bf16" };
@@ -73,6 +77,7 @@ internal static class WeightsCommands
             "Write a random-weight checkpoint of a given shape, streamed to disk tensor by tensor (an 8B model never sits in memory), " +
             "for speed and memory measurements without downloading real weights. Matrices are uniform with std 0.02, norms 1.\n" +
             "Examples:\n  llada synth --shape llada-8b --dtype q8 --out /tmp/llada-8b-q8\n" +
+            "  llada synth --shape llada-moe-7b-a1b --dtype q8 --out /tmp/llada-moe-q8\n" +
             "  llada synth --shape 1024,8,16,2816,32000 --dtype bf16 --out /tmp/mid-bf16")
         {
             shape, dtype, seed, output, overwrite,
@@ -80,10 +85,14 @@ internal static class WeightsCommands
         CliAction.Set(command, (parse, ctx, token) =>
         {
             string text = parse.GetValue(shape)!;
-            var config = text.Equals("llada-8b", StringComparison.OrdinalIgnoreCase) ? SyntheticCheckpoint.Llada8B() : BenchCommand.ParseShape(text, 4096);
+            var config = text.ToLowerInvariant() switch
+            {
+                "llada-8b" => SyntheticCheckpoint.Llada8B(),
+                "llada-moe-7b-a1b" => SyntheticCheckpoint.LladaMoe7BA1B(),
+                _ => BenchCommand.ParseShape(text, 4096, option: "--shape", alternatives: "llada-8b, llada-moe-7b-a1b or "),
+            };
             string outDir = parse.GetValue(output)!;
-            if (Directory.Exists(outDir) && !parse.GetValue(overwrite))
-                throw new IOException($"{outDir} already exists (use --overwrite to replace it)");
+            CheckOut(outDir, parse.GetValue(overwrite));
             var watch = Stopwatch.StartNew();
             SyntheticCheckpoint.Write(outDir, config, BenchCommand.ParseDType(parse.GetValue(dtype)!), parse.GetValue(seed), token,
                 Progress(ctx, watch));
@@ -94,6 +103,13 @@ internal static class WeightsCommands
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>Refuses an --out that would fail only after the whole model has been written.</summary>
+    private static void CheckOut(string outDir, bool overwrite)
+    {
+        if (File.Exists(outDir)) throw new IOException($"--out '{outDir}' is a file; give a directory to create");
+        if (Directory.Exists(outDir) && !overwrite) throw new IOException($"--out '{outDir}' already exists (use --overwrite to replace it)");
     }
 
     /// <summary>One stderr line per stored tensor: running byte total, elapsed time, name and dtype.</summary>

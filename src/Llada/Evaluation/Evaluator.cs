@@ -101,7 +101,9 @@ public sealed class Evaluator
     };
 
     // Distinct, reproducible seeds per item and window, so Monte Carlo errors of different windows are independent.
-    private int SeedFor(int item, int window) => (int)(uint)HashCode.Combine(_options.Seed, item, window) ^ unchecked((int)0x5EED0000);
+    // A keyed SplitMix64 hash, not HashCode.Combine: that one is randomised per process, so the same --seed gave
+    // different reports in different runs.
+    private int SeedFor(int item, int window) => unchecked((int)CounterRandom.For(_options.Seed, item, window, 0x5EED).NextUInt64());
 
     private ItemResult Perplexity(int index, PerplexityItem item, CancellationToken ct)
     {

@@ -65,6 +65,7 @@ public static class CheckpointWriter
         problems.AddRange(unexpected.Select(n => $"tensor '{n}' is not part of the model"));
         if (problems.Count > 0) throw new CheckpointFormatException(directory, null, problems);
 
+        if (File.Exists(directory)) throw new IOException($"{directory} is a file, not a directory");
         if (Directory.Exists(directory) && !options.Overwrite)
             throw new IOException($"{directory} already exists (set Overwrite to replace it)");
 

@@ -13,9 +13,28 @@ namespace Llada.Model;
 /// <param name="FfProj">ff_proj, the SwiGLU gate [mlp_hidden_size, d].</param>
 /// <param name="UpProj">up_proj [mlp_hidden_size, d].</param>
 /// <param name="FfOut">ff_out, the down projection [d, mlp_hidden_size].</param>
+/// <param name="QNorm">LLaDA-MoE self_attn.q_norm as 1 x head_dim, or null without QK-norm.</param>
+/// <param name="KNorm">LLaDA-MoE self_attn.k_norm as 1 x head_dim, or null without QK-norm.</param>
+/// <remarks>
+/// LLaDA-MoE names map onto the same slots (input_layernorm, self_attn.*_proj, o_proj, post_attention_layernorm); in
+/// a MoE layer the three MLP matrices are default and the experts come from <see cref="LladaCheckpoint.MoeLayer"/>.
+/// </remarks>
 public readonly record struct LladaLayerWeights(
     WeightMatrix AttnNorm, WeightMatrix QProj, WeightMatrix KProj, WeightMatrix VProj, WeightMatrix AttnOut,
-    WeightMatrix FfNorm, WeightMatrix FfProj, WeightMatrix UpProj, WeightMatrix FfOut);
+    WeightMatrix FfNorm, WeightMatrix FfProj, WeightMatrix UpProj, WeightMatrix FfOut,
+    WeightMatrix? QNorm = null, WeightMatrix? KNorm = null);
+
+/// <summary>One SwiGLU expert: down(silu(gate(x)) * up(x)).</summary>
+/// <param name="Gate">gate_proj [ff, d].</param>
+/// <param name="Up">up_proj [ff, d].</param>
+/// <param name="Down">down_proj [d, ff].</param>
+public readonly record struct SwiGluWeights(WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down);
+
+/// <summary>The sparse MLP of one LLaDA-MoE layer, as views into the mapped checkpoint.</summary>
+/// <param name="Router">mlp.gate [num_experts, d].</param>
+/// <param name="Experts">mlp.experts.{e}, one per expert.</param>
+/// <param name="Shared">mlp.shared_experts, or null when the config has no shared expert.</param>
+public sealed record MoeLayerWeights(WeightMatrix Router, IReadOnlyList<SwiGluWeights> Experts, SwiGluWeights? Shared);
 
 /// <summary>Summary of a checkpoint for display (e.g. <c>llada info</c>).</summary>
 /// <param name="Directory">Model directory.</param>
@@ -29,10 +48,12 @@ public readonly record struct LladaLayerWeights(
 /// <param name="Files">Safetensors file names.</param>
 /// <param name="UnexpectedTensors">Tensors present but not used by the model.</param>
 /// <param name="HasTokenizer">tokenizer.json is present.</param>
+/// <param name="ActiveParameterCount">Parameters one token's forward pass multiplies with: everything except the
+/// untied input embedding (a row lookup) and, in each MoE layer, the experts the router does not select.</param>
 public sealed record CheckpointDescription(
     string Directory, string Architecture, LladaConfig Config, long ParameterCount,
     IReadOnlyDictionary<string, long> ParametersByDType, string DTypeSummary, long WeightBytes, long BytesOnDisk,
-    IReadOnlyList<string> Files, IReadOnlyList<string> UnexpectedTensors, bool HasTokenizer);
+    IReadOnlyList<string> Files, IReadOnlyList<string> UnexpectedTensors, bool HasTokenizer, long ActiveParameterCount);
 
 /// <summary>
 /// A Hugging Face LLaDA model directory opened for inference: config.json, then model.safetensors or
@@ -88,13 +109,13 @@ public sealed class LladaCheckpoint : IDisposable
     public string? SpecialTokensMapPath { get; }
 
     /// <summary>Token embedding wte [embedding_size, d].</summary>
-    public WeightMatrix Embedding => Matrix(LladaTensorNames.Embedding);
+    public WeightMatrix Embedding => Matrix(LladaTensorNames.EmbeddingOf(Config));
 
     /// <summary>Final norm ln_f as 1 x d.</summary>
-    public WeightMatrix FinalNorm => Matrix(LladaTensorNames.FinalNorm);
+    public WeightMatrix FinalNorm => Matrix(LladaTensorNames.FinalNormOf(Config));
 
     /// <summary>The LM head [embedding_size, d]: ff_out, or wte when weight_tying.</summary>
-    public WeightMatrix LmHead => Matrix(Config.WeightTying ? LladaTensorNames.Embedding : LladaTensorNames.LmHead);
+    public WeightMatrix LmHead => Matrix(LladaTensorNames.LmHeadOf(Config));
 
     /// <summary>Parameters of the tensors the model uses (a tied head counted once).</summary>
     public long ParameterCount => UsedTensors().Sum(t => t.Info.ElementCount);
@@ -149,9 +170,7 @@ public sealed class LladaCheckpoint : IDisposable
                     problems.Add($"tensor '{name}' in {Path.GetFileName(t.File.Path)} has dtype {t.Info.DTypeName}, expected F32, BF16, F16 or a Q8_0 pair");
             if (problems.Count > 0)
                 throw new CheckpointFormatException(directory, null,
-                    problems.Prepend($"weights do not match config.json (d_model {config.DModel}, n_layers {config.NLayers}, " +
-                        $"n_heads {config.NHeads}, n_kv_heads {config.NKvHeads}, mlp_hidden_size {config.MlpHiddenSize}, " +
-                        $"embedding_size {config.EmbeddingSize}, weight_tying {config.WeightTying.ToString().ToLowerInvariant()}):").ToList());
+                    problems.Prepend($"weights do not match config.json ({ShapeSummary(config)}):").ToList());
             return new LladaCheckpoint(directory, config, files, tensors, unexpected);
         }
         catch
@@ -160,6 +179,15 @@ public sealed class LladaCheckpoint : IDisposable
             throw;
         }
     }
+
+    private static string ShapeSummary(LladaConfig c) => c.Moe is not { } moe
+        ? $"d_model {c.DModel}, n_layers {c.NLayers}, n_heads {c.NHeads}, n_kv_heads {c.NKvHeads}, mlp_hidden_size {c.MlpHiddenSize}, " +
+          $"embedding_size {c.EmbeddingSize}, weight_tying {c.WeightTying.ToString().ToLowerInvariant()}"
+        : $"hidden_size {c.DModel}, num_hidden_layers {c.NLayers}, num_attention_heads {c.NHeads}, num_key_value_heads {c.NKvHeads}, " +
+          $"num_experts {moe.NumExperts}, expert_intermediate_size {moe.ExpertIntermediateSize}, " +
+          $"shared_expert_intermediate_size {moe.SharedExpertIntermediateSize}, MoE layers {moe.MoeLayerCount}, " +
+          $"qk_layernorm {moe.QkNorm.ToString().ToLowerInvariant()}, vocab_size {c.VocabSize}, " +
+          $"tie_word_embeddings {c.WeightTying.ToString().ToLowerInvariant()}";
 
     private static Dictionary<string, (SafetensorsFile File, TensorInfo Info)> MapWeights(string directory, List<SafetensorsFile> files)
     {
@@ -262,10 +290,35 @@ public sealed class LladaCheckpoint : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(layer);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, Config.NLayers);
-        WeightMatrix M(string part) => Matrix(LladaTensorNames.Block(layer, part));
-        return new LladaLayerWeights(M("attn_norm"), M("q_proj"), M("k_proj"), M("v_proj"), M("attn_out"),
-            M("ff_norm"), M("ff_proj"), M("up_proj"), M("ff_out"));
+        if (Config.Moe is not { } moe)
+        {
+            WeightMatrix M(string part) => Matrix(LladaTensorNames.Block(layer, part));
+            return new LladaLayerWeights(M("attn_norm"), M("q_proj"), M("k_proj"), M("v_proj"), M("attn_out"),
+                M("ff_norm"), M("ff_proj"), M("up_proj"), M("ff_out"));
+        }
+        WeightMatrix L(string part) => Matrix(MoeTensorNames.Layer(layer, part));
+        bool dense = !moe.MoeLayers[layer];
+        return new LladaLayerWeights(L("input_layernorm"), L("self_attn.q_proj"), L("self_attn.k_proj"), L("self_attn.v_proj"),
+            L("self_attn.o_proj"), L("post_attention_layernorm"),
+            dense ? L("mlp.gate_proj") : default, dense ? L("mlp.up_proj") : default, dense ? L("mlp.down_proj") : default,
+            moe.QkNorm ? L("self_attn.q_norm") : null, moe.QkNorm ? L("self_attn.k_norm") : null);
     }
+
+    /// <summary>The router and experts of layer <paramref name="layer"/>, or null for a dense layer (or a dense model).</summary>
+    public MoeLayerWeights? MoeLayer(int layer)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, Config.NLayers);
+        if (Config.Moe is not { } moe || !moe.MoeLayers[layer]) return null;
+        SwiGluWeights Expert(string prefix) => new(Matrix(MoeTensorNames.Layer(layer, prefix + "gate_proj")),
+            Matrix(MoeTensorNames.Layer(layer, prefix + "up_proj")), Matrix(MoeTensorNames.Layer(layer, prefix + "down_proj")));
+        var experts = Enumerable.Range(0, moe.NumExperts).Select(e => Expert($"mlp.experts.{e}.")).ToArray();
+        return new MoeLayerWeights(Matrix(MoeTensorNames.Layer(layer, "mlp.gate")), experts,
+            moe.SharedExpertIntermediateSize > 0 ? Expert("mlp.shared_experts.") : null);
+    }
+
+    /// <summary>Parameters one token's forward pass multiplies with (see <see cref="LladaTensorNames.ActiveParameterCount"/>).</summary>
+    public long ActiveParameterCount => LladaTensorNames.ActiveParameterCount(Config);
 
     /// <summary>Copies a tensor to float32 (for small tensors, tests and tools).</summary>
     public float[] ReadSingles(string name)
@@ -289,7 +342,8 @@ public sealed class LladaCheckpoint : IDisposable
             arch.GetArrayLength() > 0 && arch[0].ValueKind == JsonValueKind.String)
             architecture = arch[0].GetString()!;
         return new CheckpointDescription(Directory, architecture, Config, ParameterCount, byDType, summary, WeightBytes,
-            BytesOnDisk, _files.Select(f => Path.GetFileName(f.Path)).ToList(), UnexpectedTensors, TokenizerJsonPath is not null);
+            BytesOnDisk, _files.Select(f => Path.GetFileName(f.Path)).ToList(), UnexpectedTensors, TokenizerJsonPath is not null,
+            ActiveParameterCount);
     }
 
     /// <summary>Unmaps every file; all views taken from the checkpoint become invalid.</summary>

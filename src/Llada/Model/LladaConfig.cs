@@ -3,8 +3,9 @@ using System.Text.Json;
 namespace Llada.Model;
 
 /// <summary>
-/// The architecture of a dense LLaDA checkpoint, as its config.json states it (key names in comments).
-/// Parsing, validation and writing live with the checkpoint code.
+/// The architecture of a LLaDA checkpoint, as its config.json states it (dense key names in comments; a LLaDA-MoE
+/// config.json names them differently, see <see cref="LladaConfigFile"/>). <see cref="Moe"/> is null for the dense
+/// model. Parsing, validation and writing live with the checkpoint code.
 /// </summary>
 public sealed record LladaConfig
 {
@@ -16,7 +17,7 @@ public sealed record LladaConfig
     public required int NHeads { get; init; }
     /// <summary>n_kv_heads (defaults to n_heads when absent)</summary>
     public required int NKvHeads { get; init; }
-    /// <summary>mlp_hidden_size</summary>
+    /// <summary>mlp_hidden_size (LLaDA-MoE: dense_intermediate_size, the width of its dense layers; 0 when it has none).</summary>
     public required int MlpHiddenSize { get; init; }
     /// <summary>vocab_size</summary>
     public required int VocabSize { get; init; }
@@ -59,6 +60,47 @@ public sealed record LladaConfig
 
     private static readonly IReadOnlyDictionary<string, JsonElement> NoOtherKeys =
         new System.Collections.ObjectModel.ReadOnlyDictionary<string, JsonElement>(new Dictionary<string, JsonElement>());
+    /// <summary>The sparse mixture-of-experts settings of a LLaDA-MoE checkpoint (model_type "lladamoe"); null when dense.</summary>
+    public MoeConfig? Moe { get; init; }
+
     /// <summary>Head dimension, d_model / n_heads.</summary>
     public int HeadDim => DModel / NHeads;
+}
+
+/// <summary>
+/// The mixture-of-experts part of a LLaDA-MoE config.json (spec section 7), key names in comments. A MoE layer replaces
+/// the SwiGLU MLP by a softmax router over <see cref="NumExperts"/> SwiGLU experts of which each token uses the
+/// <see cref="ExpertsPerToken"/> most probable, weighted by their router probabilities.
+/// </summary>
+public sealed record MoeConfig
+{
+    /// <summary>num_experts</summary>
+    public required int NumExperts { get; init; }
+    /// <summary>num_experts_per_tok (top-k)</summary>
+    public required int ExpertsPerToken { get; init; }
+    /// <summary>expert_intermediate_size: the SwiGLU width of one expert.</summary>
+    public required int ExpertIntermediateSize { get; init; }
+    /// <summary>shared_expert_intermediate_size: width of an always-on shared expert; 0 (null in the file) for none.</summary>
+    public int SharedExpertIntermediateSize { get; init; }
+    /// <summary>norm_topk_prob: renormalise the k selected probabilities to sum to 1 (LLaDA-MoE: false/null, not renormalised).</summary>
+    public bool NormTopKProb { get; init; }
+    /// <summary>routed_scaling_factor: multiplies the routing weights (1 in LLaDA-MoE).</summary>
+    public double RoutedScalingFactor { get; init; } = 1;
+    /// <summary>qk_layernorm: RMSNorm over head_dim on q and k before RoPE (self_attn.q_norm / k_norm).</summary>
+    public bool QkNorm { get; init; } = true;
+    /// <summary>router_aux_loss_coef: weight of the load-balancing loss in training.</summary>
+    public double RouterAuxLossCoef { get; init; } = 0.01;
+    /// <summary>router_z_loss_coef: weight of the router z-loss in training (0 = off).</summary>
+    public double RouterZLossCoef { get; init; }
+    /// <summary>
+    /// moe_layer_freq: one flag per layer, true for a MoE layer, false for a dense SwiGLU layer of width
+    /// dense_intermediate_size. Record equality compares this list by reference.
+    /// </summary>
+    public required IReadOnlyList<bool> MoeLayers { get; init; }
+
+    /// <summary>Number of MoE layers.</summary>
+    public int MoeLayerCount => MoeLayers.Count(m => m);
+
+    /// <summary>All layers MoE (the LLaDA-MoE-7B-A1B layout).</summary>
+    public static IReadOnlyList<bool> AllMoe(int layers) => Enumerable.Repeat(true, layers).ToArray();
 }

@@ -6,9 +6,10 @@ namespace Llada.Model;
 /// <summary>
 /// Reads, validates and writes a LLaDA config.json (the keys the Hugging Face LLaDA code reads). Keys absent from
 /// the file take the reference ModelConfig defaults, except embedding_size which falls back to vocab_size; the
-/// architecture-selecting keys must then describe the dense LLaDA block this implementation runs.
+/// architecture-selecting keys must then describe the dense LLaDA block this implementation runs. A config with
+/// model_type "lladamoe" is a LLaDA-MoE checkpoint with Hugging Face key names (LladaConfigFile.Moe.cs).
 /// </summary>
-public static class LladaConfigFile
+public static partial class LladaConfigFile
 {
     /// <summary>File name inside a model directory.</summary>
     public const string FileName = "config.json";
@@ -85,9 +86,10 @@ public static class LladaConfigFile
     {
         var reader = new KeyReader(keys, path);
         string modelType = reader.String("model_type", "llada");
+        if (modelType == MoeModelType) return FromMoeKeys(keys, path);
         if (modelType != "llada")
             throw new UnsupportedArchitectureException(path, "model_type",
-                $"model_type is '{modelType}'; this reads the dense LLaDA model (model_type \"llada\")");
+                $"model_type is '{modelType}'; this reads the dense LLaDA model (model_type \"llada\") and LLaDA-MoE (\"{MoeModelType}\")");
 
         int dModel = reader.RequiredInt("d_model");
         int nHeads = reader.RequiredInt("n_heads");
@@ -147,29 +149,31 @@ public static class LladaConfigFile
     /// <exception cref="UnsupportedArchitectureException">A valid but unsupported architecture choice.</exception>
     public static void Validate(LladaConfig config, string sourcePath = FileName)
     {
+        // Error messages name the key as the file spells it (LLaDA-MoE uses the Hugging Face names).
+        string K(string key) => config.Moe is null ? key : MoeKeyName(key);
         void Positive(string key, long value)
         {
-            if (value <= 0) throw new CheckpointFormatException(sourcePath, key, $"must be positive, found {value}");
+            if (value <= 0) throw new CheckpointFormatException(sourcePath, K(key), $"must be positive, found {value}");
         }
         Positive("d_model", config.DModel);
         Positive("n_layers", config.NLayers);
         Positive("n_heads", config.NHeads);
         Positive("n_kv_heads", config.NKvHeads);
-        Positive("mlp_hidden_size", config.MlpHiddenSize);
+        if (config.Moe is null || config.Moe.MoeLayerCount < config.NLayers) Positive("mlp_hidden_size", config.MlpHiddenSize);
         Positive("vocab_size", config.VocabSize);
         Positive("embedding_size", config.EmbeddingSize);
         Positive("max_sequence_length", config.MaxSequenceLength);
         if (config.DModel % config.NHeads != 0)
-            throw new CheckpointFormatException(sourcePath, "n_heads",
-                $"d_model {config.DModel} is not divisible by n_heads {config.NHeads}");
+            throw new CheckpointFormatException(sourcePath, K("n_heads"),
+                $"{K("d_model")} {config.DModel} is not divisible by {K("n_heads")} {config.NHeads}");
         if (config.NHeads % config.NKvHeads != 0)
-            throw new CheckpointFormatException(sourcePath, "n_kv_heads",
-                $"n_heads {config.NHeads} is not divisible by n_kv_heads {config.NKvHeads}");
+            throw new CheckpointFormatException(sourcePath, K("n_kv_heads"),
+                $"{K("n_heads")} {config.NHeads} is not divisible by {K("n_kv_heads")} {config.NKvHeads}");
         if (config.HeadDim % 2 != 0)
-            throw new CheckpointFormatException(sourcePath, "n_heads",
-                $"head dimension d_model/n_heads = {config.HeadDim} must be even for rotate-half RoPE");
+            throw new CheckpointFormatException(sourcePath, K("n_heads"),
+                $"head dimension {K("d_model")}/{K("n_heads")} = {config.HeadDim} must be even for rotate-half RoPE");
         if (config.EmbeddingSize < config.VocabSize)
-            throw new CheckpointFormatException(sourcePath, "embedding_size",
+            throw new CheckpointFormatException(sourcePath, K("embedding_size"),
                 $"embedding_size {config.EmbeddingSize} is smaller than vocab_size {config.VocabSize}");
         if (config.MaskTokenId < 0 || config.MaskTokenId >= config.EmbeddingSize)
             throw new CheckpointFormatException(sourcePath, "mask_token_id",
@@ -178,6 +182,11 @@ public static class LladaConfigFile
             throw new CheckpointFormatException(sourcePath, "rope_theta", $"must be a positive finite number, found {config.RopeTheta}");
         if (!(config.RmsNormEps > 0) || double.IsInfinity(config.RmsNormEps))
             throw new CheckpointFormatException(sourcePath, "rms_norm_eps", $"must be a positive finite number, found {config.RmsNormEps}");
+        if (config.Moe is not null)
+        {
+            ValidateMoe(config, sourcePath);
+            return;
+        }
 
         void Require(bool ok, string key, string problem)
         {
@@ -214,6 +223,7 @@ public static class LladaConfigFile
     public static string ToJson(LladaConfig config)
     {
         Validate(config, "config being written");
+        if (config.Moe is not null) return MoeToJson(config);
         var keys = new SortedDictionary<string, Action<Utf8JsonWriter>>(StringComparer.Ordinal);
         foreach (var (key, value) in ReleasedDefaults) keys[key] = w => value.WriteTo(w);
         foreach (var (key, value) in config.OtherKeys) keys[key] = w => value.WriteTo(w);
@@ -246,6 +256,11 @@ public static class LladaConfigFile
         if (config.OtherKeys.TryGetValue("multi_query_attention", out var mq) && mq.ValueKind != JsonValueKind.Null)
             keys["multi_query_attention"] = w => w.WriteNullValue();
 
+        return WriteSorted(keys);
+    }
+
+    private static string WriteSorted(SortedDictionary<string, Action<Utf8JsonWriter>> keys)
+    {
         var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions
         {
@@ -279,9 +294,9 @@ public static class LladaConfigFile
         return v.ToString("R", CultureInfo.InvariantCulture).Replace("E", "e", StringComparison.Ordinal);
     }
 
-    private static Dictionary<string, JsonElement> ParseDefaults()
+    private static Dictionary<string, JsonElement> ParseDefaults(string json = ReleasedDefaultsJson)
     {
-        using var doc = JsonDocument.Parse(ReleasedDefaultsJson);
+        using var doc = JsonDocument.Parse(json);
         return doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.Clone(), StringComparer.Ordinal);
     }
 

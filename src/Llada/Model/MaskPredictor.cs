@@ -3,10 +3,12 @@ using Llada.Numerics;
 namespace Llada.Model;
 
 /// <summary>
-/// The dense LLaDA mask predictor (spec section 4) running on a memory-mapped checkpoint: embeddings, then per
+/// The LLaDA mask predictor (spec section 4) running on a memory-mapped checkpoint: embeddings, then per
 /// block h += attn_out(Attention(RMSNorm(h))) and h += ff_out(silu(ff_proj(x)) * up_proj(x)) with x = RMSNorm(h),
 /// RoPE on q and k, bidirectional attention; finally ln_f and the LM head. Weights stay in the checkpoint's dtype
-/// and are widened to float32 inside the matrix kernels; activations are float32.
+/// and are widened to float32 inside the matrix kernels; activations are float32. A LLaDA-MoE checkpoint (spec
+/// section 7) runs through the same blocks with RMSNorm over head_dim on q and k before RoPE and, in its MoE layers,
+/// a <see cref="MixtureOfExperts"/> in place of the SwiGLU MLP; <see cref="Load"/> picks the variant from config.json.
 /// </summary>
 /// <remarks>One forward pass runs at a time per instance (calls are serialised); buffers are reused between calls.</remarks>
 public sealed class MaskPredictor : IKvCachePredictor, IDisposable
@@ -20,9 +22,12 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
     private readonly Lock _gate = new();
     private Workspace? _work;
 
+    private readonly MoeScratch _moeScratch = new();
+
+    // Moe is null for a dense SwiGLU layer; QNorm / KNorm are null without QK-norm.
     private readonly record struct LayerWeights(
         float[] AttnNorm, float[] FfNorm, WeightMatrix Q, WeightMatrix K, WeightMatrix V, WeightMatrix AttnOut,
-        WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down);
+        WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down, float[]? QNorm, float[]? KNorm, MixtureOfExperts? Moe);
 
     /// <summary>Wraps an open checkpoint; disposing the predictor disposes it when <paramref name="ownsCheckpoint"/>.</summary>
     public MaskPredictor(LladaCheckpoint checkpoint, bool ownsCheckpoint = false)
@@ -34,8 +39,10 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
         for (int i = 0; i < c.NLayers; i++)
         {
             var l = checkpoint.Layer(i);
+            var moe = checkpoint.MoeLayer(i) is { } m ? new MixtureOfExperts(m, c.Moe!, c.DModel) : null;
             _layers[i] = new LayerWeights(
-                NormWeights(l.AttnNorm), NormWeights(l.FfNorm), l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut);
+                NormWeights(l.AttnNorm), NormWeights(l.FfNorm), l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut,
+                l.QNorm is { } qn ? NormWeights(qn) : null, l.KNorm is { } kn ? NormWeights(kn) : null, moe);
         }
         _finalNorm = NormWeights(checkpoint.FinalNorm);
         _embedding = checkpoint.Embedding;
@@ -43,7 +50,10 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
         _rope = new RopeTable(c.HeadDim, c.MaxSequenceLength, c.RopeTheta);
     }
 
-    /// <summary>Opens the checkpoint directory <paramref name="directory"/> (see <see cref="LladaCheckpoint.Open"/>).</summary>
+    /// <summary>
+    /// Opens the checkpoint directory <paramref name="directory"/> (see <see cref="LladaCheckpoint.Open"/>), dense LLaDA
+    /// or LLaDA-MoE as its config.json says. This is the one model loader every command uses.
+    /// </summary>
     public static MaskPredictor Load(string directory) => new(LladaCheckpoint.Open(directory), ownsCheckpoint: true);
 
     /// <summary>The architecture.</summary>
@@ -63,6 +73,15 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
 
     /// <summary>Number of forward passes run so far.</summary>
     public long ForwardPasses { get; private set; }
+
+    /// <summary>Expert MLP evaluations (one per active expert per MoE layer per pass) run so far; 0 for a dense model.</summary>
+    public long ExpertEvaluations { get; private set; }
+
+    /// <summary>
+    /// Run every expert on every token (unselected experts weighted 0) instead of only the routed ones: the same
+    /// logits at dense cost. For measuring what sparse execution saves (<c>llada bench --all-experts</c>).
+    /// </summary>
+    public bool RunAllExperts { get; set; }
 
     /// <inheritdoc />
     public void Forward(ReadOnlySpan<int> tokens, int batch, int seqLen, ReadOnlySpan<bool> keyMask,
@@ -164,6 +183,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
         RmsNorm.Apply(h, n, d, l.AttnNorm, normEps, x);
         Gemm.MultiplyTransposed(x, n, l.K, k);
         Gemm.MultiplyTransposed(x, n, l.V, v);
+        if (l.KNorm is not null) RmsNorm.Apply(k, n * c.NKvHeads, c.HeadDim, l.KNorm, normEps, k);
         _rope.Apply(k, c.NKvHeads, w.Positions.AsSpan(0, n));
         ReadOnlySpan<float> keys = k, values = v;
         if (cache is not null)
@@ -195,6 +215,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
         }
         Span<float> q = w.Q.AsSpan(0, m * d), att = w.Att.AsSpan(0, m * d);
         Gemm.MultiplyTransposed(xq, m, l.Q, q);
+        if (l.QNorm is not null) RmsNorm.Apply(q, m * c.NHeads, c.HeadDim, l.QNorm, normEps, q);
         _rope.Apply(q, c.NHeads, qPositions);
 
         for (int b = 0; b < batch; b++)
@@ -207,8 +228,13 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
         Gemm.MultiplyTransposed(att, m, l.AttnOut, resid, accumulate: true);
 
         Span<float> xf = w.X.AsSpan(0, m * d);
-        Span<float> gate = w.Gate.AsSpan(0, m * c.MlpHiddenSize), up = w.Up.AsSpan(0, m * c.MlpHiddenSize);
         RmsNorm.Apply(resid, m, d, l.FfNorm, normEps, xf);
+        if (l.Moe is not null)
+        {
+            ExpertEvaluations += l.Moe.Forward(xf, m, resid, _moeScratch, RunAllExperts);
+            return;
+        }
+        Span<float> gate = w.Gate.AsSpan(0, m * c.MlpHiddenSize), up = w.Up.AsSpan(0, m * c.MlpHiddenSize);
         Gemm.MultiplyTransposed(xf, m, l.Gate, gate);
         Gemm.MultiplyTransposed(xf, m, l.Up, up);
         Activations.SwiGlu(gate, up, gate);

@@ -27,12 +27,40 @@ public static class SyntheticCheckpoint
     };
 
     /// <summary>
+    /// A LLaDA-MoE config of the given shape: every layer MoE with <paramref name="experts"/> experts of width
+    /// <paramref name="expertFf"/>, top-<paramref name="topK"/> softmax routing without renormalisation, QK-norm, no
+    /// shared expert, untied head (the LLaDA-MoE-7B-A1B layout); mask id = last vocabulary id.
+    /// </summary>
+    public static LladaConfig MoeConfig(int dModel, int nLayers, int nHeads, int experts, int topK, int expertFf, int vocab,
+        int? nKvHeads = null, int maxSeq = 4096) => Config(dModel, nLayers, nHeads, 0, vocab, nKvHeads, maxSeq) with
+    {
+        ModelType = LladaConfigFile.MoeModelType,
+        RopeTheta = 50000,
+        Moe = new Model.MoeConfig
+        {
+            NumExperts = experts,
+            ExpertsPerToken = topK,
+            ExpertIntermediateSize = expertFf,
+            MoeLayers = Model.MoeConfig.AllMoe(nLayers),
+        },
+    };
+
+    /// <summary>
     /// The LLaDA-8B shape (spec section 4: d_model 4096, 32 layers, 32 heads, mlp 12288, vocab 126464, untied head)
     /// with the real special-token ids.
     /// </summary>
     public static LladaConfig Llada8B() => Config(4096, 32, 32, 12288, 126464) with
     {
         MaskTokenId = 126336, EosTokenId = 126081, PadTokenId = 126081,
+    };
+
+    /// <summary>
+    /// The LLaDA-MoE-7B-A1B shape (spec section 7: hidden 2048, 16 layers, 16 heads, 64 experts of width 1024, top-8
+    /// not renormalised, QK-norm, no shared expert, vocab 157184, untied head) with its special-token ids.
+    /// </summary>
+    public static LladaConfig LladaMoe7BA1B() => MoeConfig(2048, 16, 16, 64, 8, 1024, 157184, maxSeq: 8192) with
+    {
+        MaskTokenId = 156895, EosTokenId = 156892, PadTokenId = 156892, MlpHiddenSize = 8192, // dense_intermediate_size: stated, unused
     };
 
     /// <summary>
@@ -62,7 +90,7 @@ public static class SyntheticCheckpoint
                     chunk[i] = ((z >> 40) * (1f / (1 << 24)) * 2f - 1f) * scale;
                 }
             }
-            if (dtype == DType.Q8_0 && !norm && name != LladaTensorNames.Embedding)
+            if (dtype == DType.Q8_0 && !norm && name != LladaTensorNames.EmbeddingOf(config))
             {
                 var (quants, scales) = NamedTensor.Q8FromGenerator(name, shape[0], shape[1], Fill);
                 tensors.Add(quants);

@@ -52,10 +52,13 @@ public sealed record BpeTrainerOptions
     /// <summary>tokenizer_config.json chat_template; by default <see cref="ChatTemplate.LladaDefault"/>.</summary>
     public string ChatTemplate { get; init; } = Tokenization.ChatTemplate.LladaDefault.Source;
 
+    /// <summary>The smallest <see cref="VocabSize"/> allowed: the 256 byte symbols plus <see cref="SpecialTokens"/>.</summary>
+    public int MinimumVocabSize => ByteLevelAlphabetSize + SpecialTokens.Count;
+
     internal void Validate()
     {
         if (MinFrequency < 1) throw new ArgumentOutOfRangeException(nameof(MinFrequency), MinFrequency, "MinFrequency must be at least 1.");
-        int minimum = ByteLevelAlphabetSize + SpecialTokens.Count;
+        int minimum = MinimumVocabSize;
         if (VocabSize < minimum)
             throw new ArgumentOutOfRangeException(nameof(VocabSize), VocabSize,
                 $"VocabSize must be at least {minimum} (256 byte symbols + {SpecialTokens.Count} special tokens).");

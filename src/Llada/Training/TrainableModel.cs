@@ -3,7 +3,8 @@ using Llada.Model;
 namespace Llada.Training;
 
 /// <summary>
-/// A float32 dense LLaDA Transformer that can be trained on the CPU: every parameter lives in one contiguous
+/// A float32 LLaDA Transformer (dense, or LLaDA-MoE when <see cref="ModelShape.Moe"/> is set: QK-norm, sparse MoE
+/// layers with router losses, tensors in the LLaDA-MoE layout) that can be trained on the CPU: every parameter lives in one contiguous
 /// <see cref="Parameters"/> array (gradients in <see cref="Gradients"/>, same layout), exposed as named [out, in]
 /// views with the Hugging Face tensor names. <see cref="Forward(ReadOnlySpan{int}, int, int, bool, ReadOnlySpan{bool}, ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{float})"/>
 /// caches the activations that <see cref="Backward"/> needs; all buffers are sized once for
@@ -11,9 +12,13 @@ namespace Llada.Training;
 /// </summary>
 public sealed class TrainableModel : IMaskPredictor
 {
-    private readonly struct Block(int attnNorm, int q, int k, int v, int attnOut, int ffNorm, int ffProj, int upProj, int ffOut)
+    // QNorm / KNorm are -1 without QK-norm; Moe is null for a dense SwiGLU layer (whose FfProj/UpProj/FfOut are then used).
+    private readonly struct Block(int attnNorm, int q, int k, int v, int attnOut, int ffNorm, int ffProj, int upProj, int ffOut,
+        int qNorm = -1, int kNorm = -1, MoeLayer? moe = null)
     {
         public readonly int AttnNorm = attnNorm, Q = q, K = k, V = v, AttnOut = attnOut, FfNorm = ffNorm, FfProj = ffProj, UpProj = upProj, FfOut = ffOut;
+        public readonly int QNorm = qNorm, KNorm = kNorm;
+        public readonly MoeLayer? Moe = moe;
     }
 
     private readonly List<ParameterTensor> _tensors = [];
@@ -25,6 +30,9 @@ public sealed class TrainableModel : IMaskPredictor
 
     // Activations, one array per layer so the attention work items can capture them.
     private readonly float[][] _h, _ln1, _rstd1, _q, _k, _v, _att, _attOut, _hMid, _ln2, _rstd2, _gate, _up, _act;
+    // QK-norm inputs and reciprocal RMS per (token, head); empty without QK-norm.
+    private readonly float[][] _qRaw, _kRaw, _rstdQ, _rstdK;
+    private readonly float[] _dqRaw, _dkRaw;
     private readonly float[] _lnF_out, _rstdF, _xs, _logits, _lse, _rowLoss, _cos, _sin;
     // Gradient scratch, shared by all layers.
     private readonly float[] _dres, _dln, _dq, _dk, _dv, _dattOut, _dact, _dgate, _dup, _dxs, _dlnF, _attScratch, _normScratch;
@@ -63,9 +71,47 @@ public sealed class TrainableModel : IMaskPredictor
             offset = checked(offset + t.Length);
             return t.Offset;
         }
+        int n = maxBatch * maxSeqLen, layers = shape.NLayers;
         const string P = "model.transformer.";
-        _wte = Add(P + "wte.weight", ParameterKind.Embedding, _vocab, _d);
         _blocks = new Block[shape.NLayers];
+        if (shape.Moe is { } moe)
+        {
+            string L(int l, string part) => MoeTensorNames.Layer(l, part);
+            _wte = Add(MoeTensorNames.Embedding, ParameterKind.Embedding, _vocab, _d);
+            for (int l = 0; l < shape.NLayers; l++)
+            {
+                int attnNorm = Add(L(l, "input_layernorm"), ParameterKind.Norm, _d);
+                int q = Add(L(l, "self_attn.q_proj"), ParameterKind.Matrix, _d, _d);
+                int k = Add(L(l, "self_attn.k_proj"), ParameterKind.Matrix, _kvd, _d);
+                int v = Add(L(l, "self_attn.v_proj"), ParameterKind.Matrix, _kvd, _d);
+                int o = Add(L(l, "self_attn.o_proj"), ParameterKind.ResidualMatrix, _d, _d);
+                int qNorm = moe.QkNorm ? Add(L(l, "self_attn.q_norm"), ParameterKind.Norm, _headDim) : -1;
+                int kNorm = moe.QkNorm ? Add(L(l, "self_attn.k_norm"), ParameterKind.Norm, _headDim) : -1;
+                int ffNorm = Add(L(l, "post_attention_layernorm"), ParameterKind.Norm, _d);
+                if (!moe.MoeLayers[l])
+                {
+                    _blocks[l] = new Block(attnNorm, q, k, v, o, ffNorm, Add(L(l, "mlp.gate_proj"), ParameterKind.Matrix, _ff, _d),
+                        Add(L(l, "mlp.up_proj"), ParameterKind.Matrix, _ff, _d), Add(L(l, "mlp.down_proj"), ParameterKind.ResidualMatrix, _d, _ff),
+                        qNorm, kNorm);
+                    continue;
+                }
+                int router = Add(L(l, "mlp.gate"), ParameterKind.Matrix, moe.NumExperts, _d);
+                int fe = moe.ExpertIntermediateSize;
+                int[] gate = new int[moe.NumExperts], up = new int[moe.NumExperts], down = new int[moe.NumExperts];
+                for (int e = 0; e < moe.NumExperts; e++)
+                {
+                    gate[e] = Add(MoeTensorNames.Expert(l, e, "gate_proj"), ParameterKind.Matrix, fe, _d);
+                    up[e] = Add(MoeTensorNames.Expert(l, e, "up_proj"), ParameterKind.Matrix, fe, _d);
+                    down[e] = Add(MoeTensorNames.Expert(l, e, "down_proj"), ParameterKind.ResidualMatrix, _d, fe);
+                }
+                _blocks[l] = new Block(attnNorm, q, k, v, o, ffNorm, -1, -1, -1, qNorm, kNorm, new MoeLayer(moe, _d, n, router, gate, up, down));
+            }
+            _lnF = Add(MoeTensorNames.FinalNorm, ParameterKind.Norm, _d);
+            _head = shape.WeightTying ? _wte : Add(MoeTensorNames.LmHead, ParameterKind.LmHead, _vocab, _d);
+        }
+        else
+        {
+        _wte = Add(P + "wte.weight", ParameterKind.Embedding, _vocab, _d);
         for (int l = 0; l < shape.NLayers; l++)
         {
             string b = $"{P}blocks.{l}.";
@@ -82,10 +128,10 @@ public sealed class TrainableModel : IMaskPredictor
         }
         _lnF = Add(P + "ln_f.weight", ParameterKind.Norm, _d);
         _head = shape.WeightTying ? _wte : Add(P + "ff_out.weight", ParameterKind.LmHead, _vocab, _d);
+        }
         Parameters = new float[offset];
         Gradients = new float[offset];
 
-        int n = maxBatch * maxSeqLen, layers = shape.NLayers;
         float[][] PerLayer(int size, int count) { var a = new float[count][]; for (int i = 0; i < count; i++) a[i] = new float[size]; return a; }
         _h = PerLayer(n * _d, layers + 1);
         _ln1 = PerLayer(n * _d, layers); _rstd1 = PerLayer(n, layers);
@@ -94,6 +140,10 @@ public sealed class TrainableModel : IMaskPredictor
         _attOut = PerLayer(n * _d, layers); _hMid = PerLayer(n * _d, layers);
         _ln2 = PerLayer(n * _d, layers); _rstd2 = PerLayer(n, layers);
         _gate = PerLayer(n * _ff, layers); _up = PerLayer(n * _ff, layers); _act = PerLayer(n * _ff, layers);
+        bool qkNorm = shape.Moe?.QkNorm == true;
+        _qRaw = PerLayer(qkNorm ? n * _d : 0, layers); _kRaw = PerLayer(qkNorm ? n * _kvd : 0, layers);
+        _rstdQ = PerLayer(qkNorm ? n * _heads : 0, layers); _rstdK = PerLayer(qkNorm ? n * _kvHeads : 0, layers);
+        _dqRaw = new float[qkNorm ? n * _d : 0]; _dkRaw = new float[qkNorm ? n * _kvd : 0];
         _lnF_out = new float[n * _d]; _rstdF = new float[n]; _xs = new float[n * _d];
         _logits = new float[(long)n * _vocab]; _lse = new float[n]; _rowLoss = new float[n];
         _cos = new float[maxSeqLen * _headDim / 2]; _sin = new float[maxSeqLen * _headDim / 2];
@@ -118,6 +168,15 @@ public sealed class TrainableModel : IMaskPredictor
     public float[] Gradients { get; }
     /// <summary>The named tensors, in storage order (with weight tying there is no separate LM head).</summary>
     public IReadOnlyList<ParameterTensor> Tensors => _tensors;
+    /// <summary>
+    /// Multiplies the MoE router losses (load balancing, z-loss) of the training forward; the trainer sets it to
+    /// 1 / micro-batches so an accumulated step counts them once, like the cross-entropy.
+    /// </summary>
+    public double RouterLossScale { get; set; } = 1;
+
+    /// <summary>The router losses (already weighted) included in the last training forward's return value; 0 for a dense model.</summary>
+    public double LastRouterLoss { get; private set; }
+
     /// <summary>Attention mode of the <see cref="IMaskPredictor"/> path: false (default) for the bidirectional mask
     /// predictor, true for an autoregressive baseline.</summary>
     public bool Causal { get; set; }
@@ -206,7 +265,7 @@ public sealed class TrainableModel : IMaskPredictor
         Trunk(default);
         Head(_logits);
         _ready = true;
-        return Layers.CrossEntropyForward(_rowLoss, _lse, _logits, _targets, _weights, m, _vocab);
+        return Layers.CrossEntropyForward(_rowLoss, _lse, _logits, _targets, _weights, m, _vocab) + LastRouterLoss;
     }
 
     /// <summary>The weighted cross-entropy of each scored position of the last training Forward (weights[j] * -log p).</summary>
@@ -251,19 +310,35 @@ public sealed class TrainableModel : IMaskPredictor
         for (int l = _blocks.Length - 1; l >= 0; l--)
         {
             Block b = _blocks[l];
+            if (b.Moe is not null)
+                b.Moe.Backward(w, g, _ln2[l].AsSpan(0, n * d), _dres, _dln, RouterLossScale);
+            else
+            {
             // MLP: h_out = h_mid + ff_out(silu(ff_proj x) * up_proj x), x = ff_norm(h_mid).
             Layers.MatmulBackward(_dact, G(b.FfOut, d * _ff), _dres, _act[l], W(b.FfOut, d * _ff), n, _ff, d, false);
             Layers.SwiGluBackward(_dgate.AsSpan(0, n * _ff), _dup.AsSpan(0, n * _ff), _dact.AsSpan(0, n * _ff), _gate[l].AsSpan(0, n * _ff), _up[l].AsSpan(0, n * _ff));
             Layers.MatmulBackward(_dln, G(b.FfProj, _ff * d), _dgate, _ln2[l], W(b.FfProj, _ff * d), n, d, _ff, false);
             Layers.MatmulBackward(_dln, G(b.UpProj, _ff * d), _dup, _ln2[l], W(b.UpProj, _ff * d), n, d, _ff, true);
+            }
             Layers.RmsNormBackward(_dres, G(b.FfNorm, d), _dln, _hMid[l], W(b.FfNorm, d), _rstd2[l], n, d, _normScratch);
             // Attention: h_mid = h + attn_out(Attention(rope(q), rope(k), v)), q/k/v projected from attn_norm(h).
             Layers.MatmulBackward(_dattOut, G(b.AttnOut, d * d), _dres, _attOut[l], W(b.AttnOut, d * d), n, d, d, false);
             Layers.AttentionBackward(_dq, _dk, _dv, _dattOut, _att[l], _q[l], _k[l], _v[l], _attScratch, _batch, _seqLen, _heads, _kvHeads, _headDim);
             Layers.RopeBackward(_dq, n, _seqLen, _heads, _headDim, _cos, _sin);
             Layers.RopeBackward(_dk, n, _seqLen, _kvHeads, _headDim, _cos, _sin);
-            Layers.MatmulBackward(_dln, G(b.Q, d * d), _dq, _ln1[l], W(b.Q, d * d), n, d, d, false);
-            Layers.MatmulBackward(_dln, G(b.K, _kvd * d), _dk, _ln1[l], W(b.K, _kvd * d), n, d, _kvd, true);
+            float[] dq = _dq, dk = _dk;
+            if (b.QNorm >= 0)
+            {
+                // QK-norm: RMSNorm over each head's head_dim values before RoPE.
+                Array.Clear(_dqRaw, 0, n * d);
+                Array.Clear(_dkRaw, 0, n * _kvd);
+                Layers.RmsNormBackward(_dqRaw, G(b.QNorm, _headDim), _dq, _qRaw[l], W(b.QNorm, _headDim), _rstdQ[l], n * _heads, _headDim, _normScratch);
+                Layers.RmsNormBackward(_dkRaw, G(b.KNorm, _headDim), _dk, _kRaw[l], W(b.KNorm, _headDim), _rstdK[l], n * _kvHeads, _headDim, _normScratch);
+                dq = _dqRaw;
+                dk = _dkRaw;
+            }
+            Layers.MatmulBackward(_dln, G(b.Q, d * d), dq, _ln1[l], W(b.Q, d * d), n, d, d, false);
+            Layers.MatmulBackward(_dln, G(b.K, _kvd * d), dk, _ln1[l], W(b.K, _kvd * d), n, d, _kvd, true);
             Layers.MatmulBackward(_dln, G(b.V, _kvd * d), _dv, _ln1[l], W(b.V, _kvd * d), n, d, _kvd, true);
             Layers.RmsNormBackward(_dres, G(b.AttnNorm, d), _dln, _h[l], W(b.AttnNorm, d), _rstd1[l], n, d, _normScratch);
         }
@@ -311,13 +386,24 @@ public sealed class TrainableModel : IMaskPredictor
         float[] w = Parameters;
         ReadOnlySpan<float> W(int offset, int length) => w.AsSpan(offset, length);
         Layers.EmbeddingForward(_h[0], _tokens.AsSpan(0, n), W(_wte, _vocab * d), d);
+        LastRouterLoss = 0;
         for (int l = 0; l < _blocks.Length; l++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             Block b = _blocks[l];
             Layers.RmsNormForward(_ln1[l], _rstd1[l], _h[l], W(b.AttnNorm, d), n, d, _eps);
-            Layers.MatmulForward(_q[l], _ln1[l], W(b.Q, d * d), n, d, d);
-            Layers.MatmulForward(_k[l], _ln1[l], W(b.K, _kvd * d), n, d, _kvd);
+            if (b.QNorm >= 0)
+            {
+                Layers.MatmulForward(_qRaw[l], _ln1[l], W(b.Q, d * d), n, d, d);
+                Layers.MatmulForward(_kRaw[l], _ln1[l], W(b.K, _kvd * d), n, d, _kvd);
+                Layers.RmsNormForward(_q[l], _rstdQ[l], _qRaw[l], W(b.QNorm, _headDim), n * _heads, _headDim, _eps);
+                Layers.RmsNormForward(_k[l], _rstdK[l], _kRaw[l], W(b.KNorm, _headDim), n * _kvHeads, _headDim, _eps);
+            }
+            else
+            {
+                Layers.MatmulForward(_q[l], _ln1[l], W(b.Q, d * d), n, d, d);
+                Layers.MatmulForward(_k[l], _ln1[l], W(b.K, _kvd * d), n, d, _kvd);
+            }
             Layers.MatmulForward(_v[l], _ln1[l], W(b.V, _kvd * d), n, d, _kvd);
             Layers.RopeForward(_q[l], n, _seqLen, _heads, _headDim, _cos, _sin);
             Layers.RopeForward(_k[l], n, _seqLen, _kvHeads, _headDim, _cos, _sin);
@@ -325,6 +411,12 @@ public sealed class TrainableModel : IMaskPredictor
             Layers.MatmulForward(_hMid[l], _attOut[l], W(b.AttnOut, d * d), n, d, d);
             System.Numerics.Tensors.TensorPrimitives.Add(_hMid[l].AsSpan(0, n * d), _h[l].AsSpan(0, n * d), _hMid[l].AsSpan(0, n * d));
             Layers.RmsNormForward(_ln2[l], _rstd2[l], _hMid[l], W(b.FfNorm, d), n, d, _eps);
+            if (b.Moe is not null)
+            {
+                _hMid[l].AsSpan(0, n * d).CopyTo(_h[l + 1]);
+                LastRouterLoss += b.Moe.Forward(w, _ln2[l].AsSpan(0, n * d), n, _h[l + 1], RouterLossScale);
+                continue;
+            }
             Layers.MatmulForward(_gate[l], _ln2[l], W(b.FfProj, _ff * d), n, d, _ff);
             Layers.MatmulForward(_up[l], _ln2[l], W(b.UpProj, _ff * d), n, d, _ff);
             Layers.SwiGluForward(_act[l].AsSpan(0, n * _ff), _gate[l].AsSpan(0, n * _ff), _up[l].AsSpan(0, n * _ff));

@@ -59,6 +59,7 @@ public sealed class Trainer : ITrainer
         long start = Stopwatch.GetTimestamp(), tokens = 0;
         double loss = 0;
         Model.ZeroGradients();
+        Model.RouterLossScale = 1.0 / Accumulation; // MoE router losses count once per step, like the cross-entropy
         for (int micro = 0; micro < Accumulation; micro++)
         {
             TokenBatch data = nextBatch(Step * Accumulation + micro);

@@ -57,6 +57,32 @@ public class TrainCommandTests
     }
 
     [Fact]
+    public async Task Train_with_MoE_fields_writes_a_LLaDA_MoE_checkpoint_that_info_generate_and_resume_read()
+    {
+        string data = Corpus(), output = RunTestSupport.TempDir();
+        string config = TinyConfig(""", "num_experts": 4, "num_experts_per_tok": 2, "expert_intermediate_size": 16, "first_k_dense_replace": 1, "router_z_loss_coef": 0.001""");
+        var (code, stdout, stderr) = await Run("train", "--config", config, "--data", data, "--valid", data, "--tokenizer", Tokenizer, "--out", output, "--threads", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("finished at step 3/3", stdout);
+        var written = Llada.Model.LladaConfigFile.Load(Path.Combine(output, "config.json"));
+        Assert.Equal("lladamoe", written.ModelType);
+        Assert.Equal([false, true], written.Moe!.MoeLayers);
+        Assert.Equal(0.001, written.Moe.RouterZLossCoef);
+
+        (code, stdout, stderr) = await Run("info", "--model", output);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("4 per MoE layer, top-2", stdout);
+        (code, _, stderr) = await Run("generate", "--model", output, "--prompt-ids", "5,6,7", "--gen-length", "8", "--steps", "4");
+        Assert.True(code == 0, stderr);
+        (code, stdout, stderr) = await Run("train", "--config", config, "--data", data, "--out", output, "--resume", "--steps", "4");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("finished at step 4/4", stdout);
+        Assert.Contains("'num_experts_per_tok' must be in 1..num_experts (4), found 5",
+            (await Run("train", "--config", TinyConfig(""", "num_experts": 4, "num_experts_per_tok": 5, "expert_intermediate_size": 16"""),
+                "--data", data, "--tokenizer", Tokenizer, "--out", RunTestSupport.TempDir())).Err);
+    }
+
+    [Fact]
     public async Task Bad_inputs_fail_with_one_clear_line_before_training()
     {
         string data = Corpus(), config = TinyConfig(), output = RunTestSupport.TempDir();
@@ -79,6 +105,10 @@ public class TrainCommandTests
         string latin1 = Temp("latin1.txt", bytes: [(byte)'c', (byte)'a', (byte)'f', 0xE9, (byte)'\n']);
         await Expect("UTF-8", "train", "--config", config, "--data", latin1, "--tokenizer", Tokenizer, "--out", RunTestSupport.TempDir());
         await Expect("no checkpoint to resume", "train", "--config", config, "--data", data, "--tokenizer", Tokenizer, "--out", RunTestSupport.TempDir(), "--resume");
+        await Expect("no checkpoint to resume", "train", "--config", config, "--data", data, "--out", RunTestSupport.TempDir(), "--resume"); // not "no tokenizer in --out"
+        await Expect("is a file; the output must be a directory", "train", "--config", config, "--data", data, "--tokenizer", Tokenizer, "--out", data);
+        await Expect("--vocab-size must be at least 262 (256 byte symbols + 6 special tokens), not 10", "tokenizer", "train", "--input", data, "--vocab-size", "10", "--out", RunTestSupport.TempDir());
+        await Expect("is empty; there is no text to learn merges from", "tokenizer", "train", "--input", Temp("nothing.txt", ""), "--out", RunTestSupport.TempDir());
         await Expect("--save-dtype must be f32 or bf16", "train", "--config", config, "--data", data, "--tokenizer", Tokenizer, "--out", output, "--save-dtype", "f16");
         await Expect("not a model directory", "sft", "--model", "/nonexistent/model", "--data", data, "--out", output);
     }

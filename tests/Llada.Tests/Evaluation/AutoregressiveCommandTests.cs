@@ -37,7 +37,7 @@ public sealed class AutoregressiveCommandTests(EvalModels models) : IClassFixtur
             if (next == EvalFakes.Eos) break;
             expected.Add(next);
         }
-        Assert.Equal(expected, tokens);
+        Assert.Equal(expected.Skip(Prompt.Length), tokens);
     }
 
     [Fact]

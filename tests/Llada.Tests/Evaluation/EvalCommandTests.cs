@@ -102,6 +102,27 @@ public sealed class EvalCommandTests(EvalModels models) : IClassFixture<EvalMode
     }
 
     [Fact]
+    public async Task Same_seed_gives_the_same_report_in_separate_processes()
+    {
+        string ppl = Tasks();
+        string cli = Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "Llada.Cli.exe" : "Llada.Cli");
+        async Task<string> RunProcess(string report)
+        {
+            var start = new System.Diagnostics.ProcessStartInfo(cli)
+            {
+                ArgumentList = { "eval", "--model", models.Diffusion, "--tasks", ppl, "--mc-num", "4", "--seed", "3", "--out", report },
+                RedirectStandardOutput = true, RedirectStandardError = true,
+            };
+            using var process = System.Diagnostics.Process.Start(start)!;
+            string err = await process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+            await process.WaitForExitAsync(TestContext.Current.CancellationToken);
+            Assert.True(process.ExitCode == 0, err);
+            return CliTestHost.Json(File.ReadAllText(report)).GetProperty("tasks")[0].GetProperty("items").ToString();
+        }
+        Assert.Equal(await RunProcess(Path.Combine(_dir, "p1.json")), await RunProcess(Path.Combine(_dir, "p2.json")));
+    }
+
+    [Fact]
     public async Task Estimator_option_selects_the_mask_draws_and_is_recorded()
     {
         string ppl = Tasks();

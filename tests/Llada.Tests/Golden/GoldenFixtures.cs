@@ -4,11 +4,13 @@ namespace Llada.Tests.Golden;
 
 /// <summary>
 /// The tiny checkpoints under tests/fixtures/tiny-*, written with logits and greedy trajectories by the independent
-/// float64 PyTorch reference in tools/reference/llada_ref.py (format: tests/fixtures/README.md).
+/// float64 PyTorch references in tools/reference/llada_ref.py (dense) and tools/reference/moe_ref.py (tiny-moe*, the
+/// LLaDA-MoE layout); format: tests/fixtures/README.md.
 /// </summary>
 public static class GoldenFixtures
 {
-    public static readonly string[] Names = ["tiny-mha-f32", "tiny-gqa-tied-f32", "tiny-gqa-bf16", "tiny-padded-sharded"];
+    public static readonly string[] Names =
+        ["tiny-mha-f32", "tiny-gqa-tied-f32", "tiny-gqa-bf16", "tiny-padded-sharded", "tiny-moe-f32", "tiny-moe-mixed-bf16"];
 
     public static TheoryData<string> All()
     {

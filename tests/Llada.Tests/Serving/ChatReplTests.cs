@@ -36,6 +36,18 @@ public sealed class ChatReplTests
     }
 
     [Fact]
+    public async Task Set_gen_length_carries_default_steps_along_but_keeps_steps_the_user_chose()
+    {
+        using var g = ServingTestModels.Scripted("ok");
+        var (repl, output) = Repl(g); // 16 tokens, 16 steps
+        await repl.RunAsync(new StringReader("/set gen_length 32\n"), installCtrlC: false, TestContext.Current.CancellationToken);
+        Assert.DoesNotContain("error", output.ToString());
+        Assert.Equal((32, 32), (repl.Options.GenLength, repl.Options.Steps));
+        await repl.RunAsync(new StringReader("/set steps 8\n/set gen_length 16\n"), installCtrlC: false, TestContext.Current.CancellationToken);
+        Assert.Equal((16, 8), (repl.Options.GenLength, repl.Options.Steps));
+    }
+
+    [Fact]
     public async Task The_repl_shows_a_notice_when_history_is_trimmed()
     {
         int userTurn = ByteTokenizer.Tokenizer().EncodeChat([new("user", "q1")]).Length - 1;

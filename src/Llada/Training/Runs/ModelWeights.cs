@@ -43,7 +43,8 @@ public static class ModelWeights
     /// <summary>The first architectural difference ("d_model is 64, expected 32"), or null when the shapes match.</summary>
     public static string? Describe(ModelShape expected, ModelShape found)
     {
-        (string Key, object Expected, object Found)[] keys =
+        static string? MoeLayers(ModelShape s) => s.Moe is null ? null : string.Join(",", s.Moe.MoeLayers.Select(m => m ? 1 : 0));
+        (string Key, object? Expected, object? Found)[] keys =
         [
             ("d_model", expected.DModel, found.DModel), ("n_layers", expected.NLayers, found.NLayers),
             ("n_heads", expected.NHeads, found.NHeads), ("n_kv_heads", expected.NKvHeads, found.NKvHeads),
@@ -52,9 +53,15 @@ public static class ModelWeights
             ("mask_token_id", expected.MaskTokenId, found.MaskTokenId), ("eos_token_id", expected.EosTokenId, found.EosTokenId),
             ("rope_theta", expected.RopeTheta, found.RopeTheta), ("rms_norm_eps", expected.RmsNormEps, found.RmsNormEps),
             ("weight_tying", expected.WeightTying, found.WeightTying),
+            ("model_type", expected.ToConfig().ModelType, found.ToConfig().ModelType),
+            ("num_experts", expected.Moe?.NumExperts, found.Moe?.NumExperts),
+            ("num_experts_per_tok", expected.Moe?.ExpertsPerToken, found.Moe?.ExpertsPerToken),
+            ("expert_intermediate_size", expected.Moe?.ExpertIntermediateSize, found.Moe?.ExpertIntermediateSize),
+            ("qk_layernorm", expected.Moe?.QkNorm, found.Moe?.QkNorm),
+            ("moe_layer_freq", MoeLayers(expected), MoeLayers(found)),
         ];
         foreach (var (key, e, f) in keys)
-            if (!e.Equals(f)) return $"{key} is {f}, expected {e}";
+            if (!Equals(e, f)) return $"{key} is {f ?? "absent"}, expected {e ?? "absent"}";
         return null;
     }
 }

@@ -55,6 +55,35 @@ public sealed record RunConfig
 
     /// <summary>Loss.</summary>
     public RunObjective Objective { get; init; } = RunObjective.Mdm;
+    /// <summary>num_experts: null for a dense model; set, the model is a LLaDA-MoE (saved in its layout).</summary>
+    public int? NumExperts { get; init; }
+    /// <summary>num_experts_per_tok (top-k) of a MoE model.</summary>
+    public int ExpertsPerToken { get; init; } = 2;
+    /// <summary>expert_intermediate_size (SwiGLU width of one expert); required with num_experts.</summary>
+    public int? ExpertIntermediateSize { get; init; }
+    /// <summary>norm_topk_prob: renormalise the top-k routing weights.</summary>
+    public bool NormTopKProb { get; init; }
+    /// <summary>first_k_dense_replace: this many first layers stay dense SwiGLU layers of width mlp_hidden_size.</summary>
+    public int FirstKDenseReplace { get; init; }
+    /// <summary>router_aux_loss_coef: weight of the load-balancing loss.</summary>
+    public double RouterAuxLossCoef { get; init; } = 0.01;
+    /// <summary>router_z_loss_coef: weight of the router z-loss (0 = off).</summary>
+    public double RouterZLossCoef { get; init; }
+    /// <summary>qk_layernorm: RMSNorm on q and k per head (LLaDA-MoE has it).</summary>
+    public bool QkNorm { get; init; } = true;
+
+    /// <summary>The MoE settings of this configuration, or null for a dense model.</summary>
+    public Llada.Model.MoeConfig? CreateMoe() => NumExperts is not { } experts ? null : new Llada.Model.MoeConfig
+    {
+        NumExperts = experts,
+        ExpertsPerToken = ExpertsPerToken,
+        ExpertIntermediateSize = ExpertIntermediateSize ?? 0,
+        NormTopKProb = NormTopKProb,
+        RouterAuxLossCoef = RouterAuxLossCoef,
+        RouterZLossCoef = RouterZLossCoef,
+        QkNorm = QkNorm,
+        MoeLayers = Enumerable.Range(0, NLayers).Select(i => i >= FirstKDenseReplace).ToArray(),
+    };
     /// <summary>Peak learning rate.</summary>
     public double LearningRate { get; init; } = 1e-3;
     /// <summary>Rate the final decay heads for.</summary>
@@ -140,7 +169,9 @@ public sealed record RunConfig
     /// Parses a JSON object. Keys: name, base (a preset to start from), d_model, n_layers, n_heads, n_kv_heads,
     /// mlp_hidden_size, seq_len, vocab_size, rope_theta, weight_tying, objective ("mdm" or "ar"), lr, min_lr,
     /// warmup_steps, decay_fraction, weight_decay, beta1, beta2, max_grad_norm, batch_size, grad_accumulation, steps,
-    /// eval_interval, eval_batches, checkpoint_interval, seed. Missing keys keep the base's (or the default's) value.
+    /// eval_interval, eval_batches, checkpoint_interval, seed; for a LLaDA-MoE model num_experts, num_experts_per_tok,
+    /// expert_intermediate_size, norm_topk_prob, first_k_dense_replace, router_aux_loss_coef, router_z_loss_coef,
+    /// qk_layernorm. Missing keys keep the base's (or the default's) value.
     /// </summary>
     /// <exception cref="RunConfigException">Invalid JSON, unknown key, wrong type, or a value <see cref="Validate"/> rejects.</exception>
     public static RunConfig Parse(string json, string source = "run config", RunConfig? fallbackBase = null)
@@ -196,6 +227,14 @@ public sealed record RunConfig
                 EvalBatches = r.Int("eval_batches") ?? c.EvalBatches,
                 CheckpointInterval = r.Int("checkpoint_interval") ?? c.CheckpointInterval,
                 Seed = r.ULong("seed") ?? c.Seed,
+                NumExperts = keys.ContainsKey("num_experts") ? r.Int("num_experts") : c.NumExperts,
+                ExpertsPerToken = r.Int("num_experts_per_tok") ?? c.ExpertsPerToken,
+                ExpertIntermediateSize = r.Int("expert_intermediate_size") ?? c.ExpertIntermediateSize,
+                NormTopKProb = r.Bool("norm_topk_prob") ?? c.NormTopKProb,
+                FirstKDenseReplace = r.Int("first_k_dense_replace") ?? c.FirstKDenseReplace,
+                RouterAuxLossCoef = r.Double("router_aux_loss_coef") ?? c.RouterAuxLossCoef,
+                RouterZLossCoef = r.Double("router_z_loss_coef") ?? c.RouterZLossCoef,
+                QkNorm = r.Bool("qk_layernorm") ?? c.QkNorm,
             };
             c.Validate(source);
             return c;
@@ -215,7 +254,8 @@ public sealed record RunConfig
         "name", "base", "d_model", "n_layers", "n_heads", "n_kv_heads", "mlp_hidden_size", "seq_len", "vocab_size",
         "rope_theta", "weight_tying", "objective", "lr", "min_lr", "warmup_steps", "decay_fraction", "weight_decay",
         "beta1", "beta2", "max_grad_norm", "batch_size", "grad_accumulation", "steps", "eval_interval", "eval_batches",
-        "checkpoint_interval", "seed",
+        "checkpoint_interval", "seed", "num_experts", "num_experts_per_tok", "expert_intermediate_size", "norm_topk_prob",
+        "first_k_dense_replace", "router_aux_loss_coef", "router_z_loss_coef", "qk_layernorm",
     ];
 
     /// <summary>Throws <see cref="RunConfigException"/> naming the first value that cannot work.</summary>
@@ -246,6 +286,18 @@ public sealed record RunConfig
         NonNegative("max_grad_norm", MaxGradNorm);
         Positive("batch_size", BatchSize); Positive("grad_accumulation", GradAccumulation); Positive("steps", Steps);
         NonNegative("eval_interval", EvalInterval); NonNegative("eval_batches", EvalBatches); NonNegative("checkpoint_interval", CheckpointInterval);
+        if (NumExperts is { } experts)
+        {
+            Positive("num_experts", experts);
+            if (ExpertsPerToken < 1 || ExpertsPerToken > experts)
+                throw new RunConfigException(source, "num_experts_per_tok", $"must be in 1..num_experts ({experts}), found {ExpertsPerToken}");
+            if (ExpertIntermediateSize is not > 0)
+                throw new RunConfigException(source, "expert_intermediate_size", $"must be a positive integer with num_experts, found {ExpertIntermediateSize?.ToString() ?? "nothing"}");
+            if (FirstKDenseReplace < 0 || FirstKDenseReplace > NLayers)
+                throw new RunConfigException(source, "first_k_dense_replace", $"must be in 0..n_layers ({NLayers}), found {FirstKDenseReplace}");
+            NonNegative("router_aux_loss_coef", RouterAuxLossCoef);
+            NonNegative("router_z_loss_coef", RouterZLossCoef);
+        }
         long decayStart = Steps - (long)Math.Round(DecayFraction * Steps);
         if (WarmupSteps > decayStart)
             throw new RunConfigException(source, "warmup_steps", $"({WarmupSteps}) runs into the decay, which starts at step {decayStart} of {Steps}");
@@ -280,6 +332,13 @@ public sealed record RunConfig
             w.WriteNumber("batch_size", BatchSize); w.WriteNumber("grad_accumulation", GradAccumulation); w.WriteNumber("steps", Steps);
             w.WriteNumber("eval_interval", EvalInterval); w.WriteNumber("eval_batches", EvalBatches);
             w.WriteNumber("checkpoint_interval", CheckpointInterval); w.WriteNumber("seed", Seed);
+            if (NumExperts is { } experts)
+            {
+                w.WriteNumber("num_experts", experts); w.WriteNumber("num_experts_per_tok", ExpertsPerToken);
+                w.WriteNumber("expert_intermediate_size", ExpertIntermediateSize ?? 0); w.WriteBoolean("norm_topk_prob", NormTopKProb);
+                w.WriteNumber("first_k_dense_replace", FirstKDenseReplace); w.WriteNumber("router_aux_loss_coef", RouterAuxLossCoef);
+                w.WriteNumber("router_z_loss_coef", RouterZLossCoef); w.WriteBoolean("qk_layernorm", QkNorm);
+            }
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(stream.ToArray());

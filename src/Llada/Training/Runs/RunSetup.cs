@@ -133,7 +133,7 @@ public static class RunSetup
         {
             DModel = config.DModel, NLayers = config.NLayers, NHeads = config.NHeads, NKvHeads = config.NKvHeads,
             MlpHiddenSize = config.MlpHiddenSize, VocabSize = vocab, MaxSequenceLength = config.SeqLen, MaskTokenId = mask,
-            EosTokenId = eos, RopeTheta = config.RopeTheta, WeightTying = config.WeightTying,
+            EosTokenId = eos, RopeTheta = config.RopeTheta, WeightTying = config.WeightTying, Moe = config.CreateMoe(),
         };
         string output = Path.GetFullPath(request.OutputDirectory);
         TrainingRun.CheckOutputDirectory(output, request.Resume, config, "pretrain");

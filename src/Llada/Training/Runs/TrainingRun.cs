@@ -191,6 +191,7 @@ public sealed class TrainingRun
         ArgumentNullException.ThrowIfNull(config);
         string dir = Path.GetFullPath(directory);
         string statePath = Path.Combine(dir, StateFileName);
+        if (File.Exists(dir)) throw new InvalidOperationException($"{dir} is a file; the output must be a directory");
         if (!resume)
         {
             if (File.Exists(statePath))
