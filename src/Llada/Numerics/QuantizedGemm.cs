@@ -14,12 +14,13 @@ namespace Llada.Numerics;
 /// </para>
 /// <para>
 /// Vector path (AVX-512BW, no VNNI in .NET 10): W stays int8. 32 output columns at a time are interleaved into a
-/// panel [k/4][32 columns][4] (the same bytes, gathered; no widening), so one 64-byte load holds 4 consecutive
+/// panel [k/4][32 columns][4] (the same bytes, moved by in-register transposes; no widening), so one 64-byte load holds 4 consecutive
 /// weights of 16 columns. vpmaddubsw (<see cref="Avx512BW.MultiplyAddAdjacent(Vector512{byte}, Vector512{sbyte})"/>)
 /// multiplies unsigned by signed bytes, so the weight side is |w| and the weight's sign moves onto the broadcast
 /// activation (a byte blend of qx and -qx on the sign bits of w); pair sums are at most 2·128·127 &lt; 2^15, so
 /// nothing saturates, even for a stored -128. vpmaddwd against ones widens the pairs to int32. A 4-row x
-/// 32-column tile keeps 8 int32 block accumulators and 8 float32 accumulators in registers. Work is split over
+/// 32-column tile keeps 8 int32 block accumulators and 8 float32 accumulators in registers (1- and 2-row tiles
+/// take small m and the last rows). Work is split over
 /// panels, so results do not depend on the thread count.
 /// </para>
 /// </summary>
@@ -86,7 +87,7 @@ internal static unsafe class QuantizedGemm
             {
                 var v0 = Vector512.Load(xb);
                 var v1 = Vector512.Load(xb + 16);
-                float max = Vector512.MaxNative(Vector512.Abs(v0), Vector512.Abs(v1)) is var m ? MaxAcross(m) : 0;
+                float max = MaxAcross(Vector512.Max(Vector512.Abs(v0), Vector512.Abs(v1)));
                 float inverse = max == 0 ? 0 : 127f / max;
                 scales[b] = max / 127f;
                 var s = Vector512.Create(inverse);
@@ -112,7 +113,7 @@ internal static unsafe class QuantizedGemm
         }
     }
 
-    /// <summary>The largest of 16 non-negative, non-NaN floats.</summary>
+    /// <summary>The largest of 16 floats, as a chain of MathF.Max would find it.</summary>
     private static float MaxAcross(Vector512<float> v)
     {
         var m8 = Vector256.Max(v.GetLower(), v.GetUpper());
