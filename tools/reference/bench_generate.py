@@ -11,7 +11,7 @@ reference, and how many answers are token-identical to the reference's.
 Example (the shipped model, 8 arithmetic prompts):
   /usr/bin/python3 tools/reference/bench_generate.py --llada src/Llada.Cli/bin/Release/net10.0/llada \
       --prompts data/sft/tasks/arith.jsonl --limit 8 --gen-length 64 --block-length 32 \
-      --ours "" --ours "--cache dual --threshold 0.9"
+      --ours= --ours="--cache dual --threshold 0.9"   # write --ours=VALUE: a value starting with -- needs the =
 """
 
 import argparse
