@@ -243,11 +243,17 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
         Steps = _options.Steps == _options.GenLength ? length : _options.Steps,
     };
 
+    // `/set remasking ar` is low-confidence remasking with one-token blocks, one step each; name it as it was set.
+    private static string RemaskingName(GenerationOptions o) =>
+        o.Remasking == Remasking.Random ? "random"
+        : o.BlockLength == 1 && o.Steps == o.GenLength ? "ar"
+        : "low_confidence";
+
     private void Show()
     {
         var o = _options;
         console.MarkupLine($"[grey]gen_length {o.GenLength}, steps {o.Steps}, block_length {o.BlockLength}, temperature {o.Temperature.ToString(CultureInfo.InvariantCulture)}, " +
-            $"cfg_scale {o.CfgScale.ToString(CultureInfo.InvariantCulture)}, remasking {(o.Remasking == Remasking.Random ? "random" : "low_confidence")}, " +
+            $"cfg_scale {o.CfgScale.ToString(CultureInfo.InvariantCulture)}, remasking {RemaskingName(o)}, " +
             $"threshold {(o.Threshold is { } t ? t.ToString(CultureInfo.InvariantCulture) : "off")}, cache {KvCacheModeNames.Name(o.Cache)}, seed {o.Seed}, visualize {(_visualize ? "on" : "off")}[/]");
     }
 }

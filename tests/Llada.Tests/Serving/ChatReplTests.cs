@@ -48,6 +48,23 @@ public sealed class ChatReplTests
     }
 
     [Fact]
+    public async Task Show_names_the_remasking_rule_as_it_was_set()
+    {
+        using var g = ServingTestModels.Scripted("ok");
+        var (repl, output) = Repl(g);
+        await repl.RunAsync(new StringReader("/set remasking ar\n/show\n/set remasking random\n/show\n"), installCtrlC: false,
+            TestContext.Current.CancellationToken);
+        // The console wraps long lines at word boundaries; undo that before reading the settings lines.
+        string text = System.Text.RegularExpressions.Regex.Replace(output.ToString(), @"\s+", " ");
+        string[] shown = System.Text.RegularExpressions.Regex.Matches(text, @"gen_length \d+, steps.*?visualize o(n|ff)")
+            .Select(m => m.Value).ToArray();
+        Assert.Equal(4, shown.Length); // each /set echoes the settings, then /show prints them
+        Assert.All(shown[..2], l => Assert.Contains("remasking ar,", l));
+        Assert.Contains("block_length 1,", shown[1]);
+        Assert.All(shown[2..], l => Assert.Contains("remasking random,", l));
+    }
+
+    [Fact]
     public async Task The_repl_shows_a_notice_when_history_is_trimmed()
     {
         int userTurn = ByteTokenizer.Tokenizer().EncodeChat([new("user", "q1")]).Length - 1;
