@@ -96,7 +96,8 @@ def forward(w, cfg, ids):
         x = rms(h, w[b + "ff_norm.weight"])
         h = h + (torch.nn.functional.silu(x @ w[b + "ff_proj.weight"].T) * (x @ w[b + "up_proj.weight"].T)) \
             @ w[b + "ff_out.weight"].T
-    return rms(h, w[P + "ln_f.weight"]) @ w[P + "ff_out.weight"].T
+    head = w[P + "wte.weight"] if cfg.get("weight_tying") else w[P + "ff_out.weight"]
+    return rms(h, w[P + "ln_f.weight"]) @ head.T
 
 
 def main():

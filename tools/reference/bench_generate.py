@@ -26,9 +26,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_forward import forward  # noqa: E402  (dense forward in the weights' dtype, logits at every position)
 from safetensors_io import read_checkpoint_tensors  # noqa: E402
-
-P = "model.transformer."
 
 
 def load(directory, dtype):
@@ -37,41 +36,6 @@ def load(directory, dtype):
     raw = read_checkpoint_tensors(directory)
     w = {n: torch.from_numpy(a.astype("float32")).to(dtype) for n, a in raw.items()}
     return cfg, w
-
-
-def forward(cfg, w, ids):
-    """Dense LLaDA forward over one sequence, logits at every position, in the weights' dtype."""
-    d, nh = cfg["d_model"], cfg["n_heads"]
-    nkv = cfg.get("n_kv_heads") or nh
-    hd, eps, t = d // nh, cfg["rms_norm_eps"], ids.shape[0]
-    dt = w[P + "wte.weight"].dtype
-
-    def rms(x, g):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * g
-
-    inv = cfg["rope_theta"] ** (-2.0 * torch.arange(hd // 2, dtype=torch.float32) / hd)
-    ang = torch.arange(t, dtype=torch.float32)[:, None] * inv[None, :]
-    ang = torch.cat([ang, ang], -1)
-    cos, sin = ang.cos().to(dt), ang.sin().to(dt)
-
-    def rope(x):
-        x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
-        return x * cos + torch.cat([-x2, x1], -1) * sin
-
-    h = w[P + "wte.weight"][ids]
-    for i in range(cfg["n_layers"]):
-        b = f"{P}blocks.{i}."
-        x = rms(h, w[b + "attn_norm.weight"])
-        q = rope((x @ w[b + "q_proj.weight"].T).view(t, nh, hd).transpose(0, 1))
-        k = rope((x @ w[b + "k_proj.weight"].T).view(t, nkv, hd).transpose(0, 1)).repeat_interleave(nh // nkv, 0)
-        v = (x @ w[b + "v_proj.weight"].T).view(t, nkv, hd).transpose(0, 1).repeat_interleave(nh // nkv, 0)
-        att = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(hd), -1) @ v
-        h = h + att.transpose(0, 1).reshape(t, d) @ w[b + "attn_out.weight"].T
-        x = rms(h, w[b + "ff_norm.weight"])
-        h = h + (torch.nn.functional.silu(x @ w[b + "ff_proj.weight"].T) * (x @ w[b + "up_proj.weight"].T)) \
-            @ w[b + "ff_out.weight"].T
-    head = w[P + "wte.weight"] if cfg.get("weight_tying") else w[P + "ff_out.weight"]
-    return rms(h, w[P + "ln_f.weight"]) @ head.T
 
 
 def generate(cfg, w, prompt, gen, steps, block):
@@ -90,7 +54,7 @@ def generate(cfg, w, prompt, gen, steps, block):
                 k = base + (1 if s < extra else 0)
                 if k == 0:
                     continue
-                logits = forward(cfg, w, x).float()
+                logits = forward(w, cfg, x).float()
                 probs = torch.softmax(logits, -1)
                 cand = logits.argmax(-1)
                 conf = probs.gather(-1, cand[:, None])[:, 0]
