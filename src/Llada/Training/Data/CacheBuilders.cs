@@ -164,14 +164,20 @@ internal static class Fingerprints
         {
             // The file name (not its directory) is hashed so a moved data folder keeps its cache.
             hash.AppendData(Encoding.UTF8.GetBytes($"{Path.GetFileName(file)}|{new FileInfo(file).Length}\n"));
-            using var fs = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-            int n;
-            while ((n = fs.Read(buffer)) > 0)
-            {
-                ct.ThrowIfCancellationRequested();
-                hash.AppendData(buffer, 0, n);
-            }
+            AppendFile(hash, file, buffer, ct);
         }
         return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    /// <summary>Feeds the contents of <paramref name="path"/> to <paramref name="hash"/>, streamed through <paramref name="buffer"/>.</summary>
+    public static void AppendFile(IncrementalHash hash, string path, byte[] buffer, CancellationToken ct)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        int n;
+        while ((n = fs.Read(buffer)) > 0)
+        {
+            ct.ThrowIfCancellationRequested();
+            hash.AppendData(buffer, 0, n);
+        }
     }
 }

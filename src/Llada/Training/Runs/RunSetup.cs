@@ -290,7 +290,7 @@ public static class RunSetup
                 notes.Add($"held-out preference data: {valid.Kept.Count:N0} pairs; each evaluation scores {count} batches");
             }
         }
-        string weightsHash = Hash(Directory.EnumerateFiles(modelDir, "*.safetensors").Order(StringComparer.Ordinal).SelectMany(File.ReadAllBytes).ToArray());
+        string weightsHash = HashFiles(Directory.EnumerateFiles(modelDir, "*.safetensors").Order(StringComparer.Ordinal), cancellationToken);
         var run = TrainingRun.Open(new TrainingRunOptions
         {
             OutputDirectory = output, Config = config, Shape = shape, Train = new PreferenceBatches(train.Kept, config.BatchSize, config.SeqLen, eos, config.Seed),
@@ -298,7 +298,7 @@ public static class RunSetup
             SaveDType = request.SaveDType, StopAfterStep = request.StopAfterStep,
             Provenance = new Dictionary<string, string>
             {
-                ["training data"] = Fingerprints.Compute(request.Data.SelectMany(d => CorpusReader.ExpandSources([d])).ToList(), "prefer", cancellationToken)[..16],
+                ["training data"] = Fingerprints.Compute(request.Data, "prefer", cancellationToken)[..16],
                 ["tokenizer"] = encoder.Identity, ["reference model"] = weightsHash, ["vrpo"] = request.Vrpo.ToString(),
             },
         });
@@ -380,4 +380,13 @@ public static class RunSetup
     }
 
     private static string Hash(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes))[..16];
+
+    /// <summary><see cref="Hash"/> of the files' concatenated contents, streamed (a model's weights never sit in memory).</summary>
+    private static string HashFiles(IEnumerable<string> paths, CancellationToken cancellationToken)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 20];
+        foreach (string path in paths) Fingerprints.AppendFile(hash, path, buffer, cancellationToken);
+        return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
+    }
 }
