@@ -33,6 +33,34 @@ public static class ExpertRouting
         float scale = (float)config.RoutedScalingFactor / (config.NormTopKProb ? sum : 1f);
         for (int j = 0; j < k; j++) weights[j] *= scale;
     }
+
+    /// <summary>
+    /// Routes <paramref name="m"/> tokens (<paramref name="probs"/> [m, experts]) with <see cref="SelectTopK"/> into
+    /// <paramref name="choice"/> / <paramref name="choiceWeight"/> [m * k], then counting-sorts the m * k (token, slot)
+    /// pairs by expert: expert e's rows are [offset[e], offset[e + 1]), tokens ascending within an expert, each row
+    /// giving its token, routing weight and (when <paramref name="rowSlot"/> is not empty) slot t * k + j.
+    /// <paramref name="fill"/> is scratch of one int per expert.
+    /// </summary>
+    internal static void RouteAndGroup(ReadOnlySpan<float> probs, int m, MoeConfig config, Span<int> choice, Span<float> choiceWeight,
+        Span<int> offset, Span<int> fill, Span<int> rowToken, Span<float> rowWeight, Span<int> rowSlot)
+    {
+        int nE = config.NumExperts, k = config.ExpertsPerToken;
+        offset[..(nE + 1)].Clear();
+        for (int t = 0; t < m; t++)
+        {
+            SelectTopK(probs.Slice(t * nE, nE), config, choice.Slice(t * k, k), choiceWeight.Slice(t * k, k));
+            for (int j = 0; j < k; j++) offset[choice[t * k + j] + 1]++;
+        }
+        for (int e = 0; e < nE; e++) offset[e + 1] += offset[e];
+        offset[..nE].CopyTo(fill);
+        for (int s = 0; s < m * k; s++)
+        {
+            int at = fill[choice[s]]++;
+            rowToken[at] = s / k;
+            rowWeight[at] = choiceWeight[s];
+            if (!rowSlot.IsEmpty) rowSlot[at] = s;
+        }
+    }
 }
 
 /// <summary>
@@ -55,28 +83,12 @@ internal sealed class MixtureOfExperts(MoeLayerWeights weights, MoeConfig config
         Gemm.MultiplyTransposed(x, m, weights.Router, probs);
         Activations.SoftmaxRows(probs, m, nE, probs);
 
-        // Counting sort of the m*k (token, expert) pairs by expert; tokens stay in ascending order within an expert.
         Span<int> choice = s.Choice.AsSpan(0, m * k);
         Span<float> choiceWeight = s.ChoiceWeight.AsSpan(0, m * k);
         Span<int> offset = s.Offset.AsSpan(0, nE + 1);
-        offset.Clear();
-        for (int t = 0; t < m; t++)
-        {
-            ExpertRouting.SelectTopK(probs.Slice(t * nE, nE), config, choice.Slice(t * k, k), choiceWeight.Slice(t * k, k));
-            for (int j = 0; j < k; j++) offset[choice[t * k + j] + 1]++;
-        }
-        for (int e = 0; e < nE; e++) offset[e + 1] += offset[e];
         Span<int> rowToken = s.RowToken.AsSpan(0, m * k);
         Span<float> rowWeight = s.RowWeight.AsSpan(0, m * k);
-        Span<int> fill = s.Fill.AsSpan(0, nE);
-        offset[..nE].CopyTo(fill);
-        for (int t = 0; t < m; t++)
-            for (int j = 0; j < k; j++)
-            {
-                int at = fill[choice[t * k + j]]++;
-                rowToken[at] = t;
-                rowWeight[at] = choiceWeight[t * k + j];
-            }
+        ExpertRouting.RouteAndGroup(probs, m, config, choice, choiceWeight, offset, s.Fill.AsSpan(0, nE), rowToken, rowWeight, default);
 
         int evaluated = 0;
         for (int e = 0; e < nE; e++)

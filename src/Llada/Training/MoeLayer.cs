@@ -63,7 +63,7 @@ internal sealed class MoeLayer
     /// </summary>
     public double Forward(ReadOnlySpan<float> w, ReadOnlySpan<float> x, int n, Span<float> output, double scale)
     {
-        int d = _d, nE = _experts, k = _k, ff = _ff;
+        int d = _d, nE = _experts, ff = _ff;
         _n = n;
         Span<float> probs = _probs.AsSpan(0, n * nE);
         Layers.MatmulForward(probs, x, w.Slice(_router, nE * d), n, d, nE);
@@ -80,23 +80,9 @@ internal sealed class MoeLayer
             z += (double)_lse[t] * _lse[t];
         }
 
-        // Route, then counting-sort the (token, slot) pairs by expert.
+        // Route, then group the (token, slot) pairs by expert.
         Span<int> offset = _offset.AsSpan();
-        offset.Clear();
-        for (int t = 0; t < n; t++)
-        {
-            ExpertRouting.SelectTopK(probs.Slice(t * nE, nE), _c, _choice.AsSpan(t * k, k), _choiceWeight.AsSpan(t * k, k));
-            for (int j = 0; j < k; j++) offset[_choice[t * k + j] + 1]++;
-        }
-        for (int e = 0; e < nE; e++) offset[e + 1] += offset[e];
-        offset[..nE].CopyTo(_fill);
-        for (int s = 0; s < n * k; s++)
-        {
-            int at = _fill[_choice[s]]++;
-            _rowToken[at] = s / k;
-            _rowSlot[at] = s;
-            _rowWeight[at] = _choiceWeight[s];
-        }
+        ExpertRouting.RouteAndGroup(probs, n, _c, _choice, _choiceWeight, offset, _fill, _rowToken, _rowWeight, _rowSlot);
 
         double balance = 0;
         for (int e = 0; e < nE; e++)
