@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Llada.Diffusion;
 using Llada.Evaluation;
+using Llada.Model;
 using Spectre.Console;
 
 namespace Llada.Cli.Commands;
@@ -162,21 +163,12 @@ internal static class EvalCommand
             throw new ArgumentException($"{option} '{path}' is a directory; give a file name, e.g. {Path.Combine(path, example)}");
     }
 
+    /// <summary>A report file written atomically (see <see cref="SafetensorsWriter.WriteAtomically"/>), its folder created if needed.</summary>
     private static void WriteAtomically(string path, Action<Stream> write)
     {
         string full = Path.GetFullPath(path);
         if (Path.GetDirectoryName(full) is { } dir) Directory.CreateDirectory(dir);
-        string temp = full + ".tmp";
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write)) write(stream);
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
+        SafetensorsWriter.WriteAtomically(full, write);
     }
 
     /// <summary>Live Spectre.Console progress when stderr is a terminal, else plain lines at most every few seconds.</summary>
