@@ -19,11 +19,12 @@ public static class CheckpointConversion
         bool overwrite = false, IProgress<NamedTensor>? progress = null, CancellationToken cancellationToken = default)
     {
         var tensors = new List<NamedTensor>();
+        // The layout's own names: a LLaDA-MoE checkpoint calls them model.embed_tokens / lm_head.
+        string embedding = LladaTensorNames.EmbeddingOf(source.Config), head = LladaTensorNames.LmHeadOf(source.Config);
         foreach (var (name, shape) in LladaTensorNames.Expected(source.Config))
         {
             var matrix = source.Matrix(name);
-            bool quantize = target == DType.Q8_0 && shape.Length == 2 && name != LladaTensorNames.Embedding &&
-                !(keepHeadFloat && name == LladaTensorNames.LmHead);
+            bool quantize = target == DType.Q8_0 && shape.Length == 2 && name != embedding && !(keepHeadFloat && name == head);
             DType stored = source.TensorDType(name) switch
             {
                 "F32" => DType.F32,

@@ -90,6 +90,20 @@ public class QuantizedCheckpointTests
     }
 
     [Fact]
+    public void Q8_conversion_of_a_moe_model_keeps_its_embedding_and_with_keep_head_float_its_head()
+    {
+        using var dir = new TempDir();
+        using (var source = LladaCheckpoint.Open(Llada.Tests.Golden.GoldenFixtures.Dir("tiny-moe-f32")))
+            CheckpointConversion.Write(source, dir.File("q8"), DType.Q8_0, keepHeadFloat: true, cancellationToken: Ct);
+        using var q8 = LladaCheckpoint.Open(dir.File("q8"));
+        foreach (var (name, shape) in LladaTensorNames.Expected(q8.Config))
+        {
+            bool floatKept = shape.Length == 1 || name is "model.embed_tokens.weight" or "lm_head.weight";
+            Assert.Equal(floatKept ? "F32" : "Q8_0", q8.TensorDType(name));
+        }
+    }
+
+    [Fact]
     public void Malformed_q8_pairs_are_reported_by_name()
     {
         var config = Config();
