@@ -33,6 +33,13 @@ public static class TrainCommands
         Description = description, AllowMultipleArgumentsPerToken = true, Arity = ArgumentArity.OneOrMore,
     };
 
+    /// <summary>--tokenizer of the commands that continue from a --model (sft, prefer).</summary>
+    private static Option<string?> ModelTokenizerOption() =>
+        new("--tokenizer") { Description = "Tokenizer directory (default: --model). Its chat template formats the prompts." };
+
+    private static Option<bool> SkipLongOption() =>
+        new("--skip-long") { Description = "Leave out pairs longer than seq_len instead of stopping with an error." };
+
     private sealed class Common
     {
         public readonly Option<bool> Resume = new("--resume")
@@ -155,8 +162,8 @@ public static class TrainCommands
         var data = DataOption("Dialogues as JSON lines: {\"messages\": [{\"role\": \"user\", \"content\": ...}, {\"role\": \"assistant\", \"content\": ...}, ...]} " +
             "or {\"prompt\": ..., \"response\": ...}. A dialogue with n answers becomes n pairs (earlier turns in the prompt). Example: --data data/sft/train.jsonl");
         var valid = ValidOption("Held-out dialogues for periodic evaluation of the Eq. 5 loss. Example: --valid data/sft/valid.jsonl");
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer directory (default: --model). Its chat template formats the prompts." };
-        var skipLong = new Option<bool>("--skip-long") { Description = "Leave out pairs longer than seq_len instead of stopping with an error." };
+        var tokenizer = ModelTokenizerOption();
+        var skipLong = SkipLongOption();
         var output = OutOption("the fine-tuned Hugging Face model directory plus training state, metrics.jsonl and loss.svg");
         var command = new Command("sft",
             "Supervised fine-tuning of a pretrained LLaDA model on prompt/response pairs (Eq. 5: the prompt is never masked, responses are " +
@@ -247,8 +254,8 @@ public static class TrainCommands
         var data = DataOption("Preference pairs as JSON lines: {\"prompt\": ..., \"chosen\": ..., \"rejected\": ...} or " +
             "{\"messages\": [...history ending with the user...], \"chosen\": ..., \"rejected\": ...}. Example: --data data/prefs/train.jsonl");
         var valid = ValidOption("Held-out pairs: each evaluation reports the DPO loss and the share of pairs whose chosen answer has the higher ELBO. Example: --valid data/prefs/valid.jsonl");
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer directory (default: --model). Its chat template formats the prompts." };
-        var skipLong = new Option<bool>("--skip-long") { Description = "Leave out pairs longer than seq_len instead of stopping with an error." };
+        var tokenizer = ModelTokenizerOption();
+        var skipLong = SkipLongOption();
         var output = OutOption("the preference-tuned Hugging Face model directory plus training state, metrics.jsonl and loss.svg");
         var command = new Command("prefer",
             "Preference optimisation with VRPO (LLaDA 1.5): DPO where log-likelihoods are ELBO estimates, " +
