@@ -153,6 +153,7 @@ public sealed class PreferenceTrainer : ITrainer
         long start = Stopwatch.GetTimestamp(), tokens = 0;
         double loss = 0;
         Model.ZeroGradients();
+        Model.RouterLossScale = 1.0 / Accumulation; // MoE router losses count once per step, as in Trainer.TrainStep
         for (int micro = 0; micro < Accumulation; micro++)
         {
             TokenBatch data = nextBatch(Step * Accumulation + micro);
