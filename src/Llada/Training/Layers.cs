@@ -237,9 +237,7 @@ internal static class Layers
             {
                 ReadOnlySpan<float> pt = p.Slice(t * T, T);
                 Span<float> row = ds.Slice(t * T, T);
-                float pdp = TensorPrimitives.Dot(pt, row);
-                TensorPrimitives.Subtract(row, pdp, row);
-                TensorPrimitives.Multiply(row, pt, row);
+                SoftmaxBackward(row, pt);
                 TensorPrimitives.Multiply(row, scale, row);
             }
             Gemm.Sgemm(false, false, T, hd, T, 1f, ds, T, a.K.AsSpan(kOff), kvStride, 0f, a.Out.AsSpan(qOff), qStride);
@@ -256,6 +254,14 @@ internal static class Layers
     {
         public float* Act, Gate, Up, DGate, DUp;
         public int Length;
+    }
+
+    /// <summary>Backward of p = softmax(z) over one row, in place: dz = p * (dp - p . dp).</summary>
+    public static void SoftmaxBackward(Span<float> dp, ReadOnlySpan<float> p)
+    {
+        float pdp = TensorPrimitives.Dot(p, dp);
+        TensorPrimitives.Subtract(dp, pdp, dp);
+        TensorPrimitives.Multiply(dp, p, dp);
     }
 
     public static unsafe void SwiGluForward(Span<float> act, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)

@@ -176,9 +176,7 @@ internal sealed class MoeLayer
         {
             Span<float> dp = dprobs.Slice(t * nE, nE);
             ReadOnlySpan<float> p = probs.Slice(t * nE, nE);
-            float pdp = TensorPrimitives.Dot(p, dp);
-            TensorPrimitives.Subtract(dp, pdp, dp);
-            TensorPrimitives.Multiply(dp, p, dp);
+            Layers.SoftmaxBackward(dp, p);
             TensorPrimitives.MultiplyAdd(p, zScale * _lse[t], dp, dp);
         }
         Layers.MatmulBackward(dx, grad.Slice(_router, nE * d), dprobs, x, w.Slice(_router, nE * d), n, d, nE, true);
