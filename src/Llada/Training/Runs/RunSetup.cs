@@ -116,15 +116,14 @@ public static class RunSetup
         string output = Path.GetFullPath(request.OutputDirectory);
         TrainingRun.CheckOutputDirectory(output, request.Resume, config, "pretrain");
 
-        var owned = new List<IDisposable>();
+        var setup = new SetupState();
         try
         {
             var encoder = Encoder(tokenizer, request.TokenizerDirectory);
             var options = new PretrainCacheOptions { BosTokenId = tokenizer.BosTokenId, EosTokenId = eos };
-            string cacheDir = Path.Combine(output, CacheDirectoryName);
-            Directory.CreateDirectory(cacheDir);
+            string cacheDir = setup.CreateCacheDirectory(output);
             var trainCache = PretrainCache.OpenOrBuild(request.Data, Path.Combine(cacheDir, "pretrain-train.tokens"), encoder, options, progress, cancellationToken);
-            owned.Add(trainCache);
+            setup.Owned.Add(trainCache);
             var train = new PretrainBatchSource(trainCache, config.SeqLen, config.BatchSize, vocab, config.Seed);
             var notes = new List<string>
             {
@@ -135,7 +134,7 @@ public static class RunSetup
             if (request.Valid.Count > 0 && config.EvalBatches > 0)
             {
                 var validCache = PretrainCache.OpenOrBuild(request.Valid, Path.Combine(cacheDir, "pretrain-valid.tokens"), encoder, options, progress, cancellationToken);
-                owned.Add(validCache);
+                setup.Owned.Add(validCache);
                 var valid = new PretrainBatchSource(validCache, config.SeqLen, config.BatchSize, vocab, config.Seed, shuffle: false);
                 int count = (int)Math.Min(config.EvalBatches, Math.Max(1, valid.SequencesPerEpoch / config.BatchSize));
                 heldOut = HeldOutBatches.Take(new PretrainBatches(valid), count);
@@ -148,11 +147,11 @@ public static class RunSetup
                 StopAfterStep = request.StopAfterStep,
                 Provenance = new Dictionary<string, string> { ["training data"] = trainCache.Fingerprint[..16], ["tokenizer"] = encoder.Identity },
             });
-            return new PreparedRun(run, owned, notes);
+            return new PreparedRun(run, setup.Owned, notes);
         }
         catch
         {
-            foreach (var d in owned) d.Dispose();
+            setup.Undo();
             throw;
         }
     }
@@ -167,7 +166,7 @@ public static class RunSetup
         int eos = tokenizer.EosTokenId ?? shape.EosTokenId;
         int eot = tokenizer.EndOfTurnTokenId ?? eos;
 
-        var owned = new List<IDisposable>();
+        var setup = new SetupState();
         try
         {
             var encoder = Encoder(tokenizer, tokenizerDir);
@@ -175,10 +174,9 @@ public static class RunSetup
             var cacheOptions = new SftCacheOptions(eot, eos, templateId);
             ChatRenderer render = (turns, addGenerationPrompt) =>
                 tokenizer.ApplyChatTemplate(turns.Select(t => new ChatMessage(t.Role, t.Content)).ToList(), addGenerationPrompt);
-            string cacheDir = Path.Combine(output, CacheDirectoryName);
-            Directory.CreateDirectory(cacheDir);
+            string cacheDir = setup.CreateCacheDirectory(output);
             var trainCache = SftCache.OpenOrBuild(request.Data, Path.Combine(cacheDir, "sft-train.tokens"), encoder, render, cacheOptions, progress, cancellationToken);
-            owned.Add(trainCache);
+            setup.Owned.Add(trainCache);
             var batchOptions = new SftBatchOptions { BatchSize = config.BatchSize, MaxLength = config.SeqLen, EosTokenId = eos, Seed = config.Seed };
             var train = new SftBatchSource(trainCache, batchOptions, shape.VocabSize);
             if (train.SkippedCount > 0 && !request.SkipLong)
@@ -196,7 +194,7 @@ public static class RunSetup
             if (request.Valid.Count > 0 && config.EvalBatches > 0)
             {
                 var validCache = SftCache.OpenOrBuild(request.Valid, Path.Combine(cacheDir, "sft-valid.tokens"), encoder, render, cacheOptions, progress, cancellationToken);
-                owned.Add(validCache);
+                setup.Owned.Add(validCache);
                 var valid = new SftBatchSource(validCache, batchOptions with { Shuffle = false }, shape.VocabSize);
                 int count = (int)Math.Min(config.EvalBatches, Math.Max(1, valid.PairsPerEpoch / config.BatchSize));
                 heldOut = HeldOutBatches.Take(new SftBatches(valid), count);
@@ -209,11 +207,11 @@ public static class RunSetup
                 StopAfterStep = request.StopAfterStep,
                 Provenance = new Dictionary<string, string> { ["training data"] = trainCache.Fingerprint[..16], ["tokenizer"] = encoder.Identity },
             });
-            return new PreparedRun(run, owned, notes);
+            return new PreparedRun(run, setup.Owned, notes);
         }
         catch
         {
-            foreach (var d in owned) d.Dispose();
+            setup.Undo();
             throw;
         }
     }
@@ -329,6 +327,44 @@ public static class RunSetup
     private static InvalidDataException TooLong(long skipped, long total, string what, int seqLen, int longest) => new(
         $"{skipped} of {total} {what} are longer than seq_len {seqLen} tokens (the longest has {longest}); " +
         "raise seq_len (up to the model's max_sequence_length) or pass --skip-long to leave them out");
+
+    /// <summary>
+    /// What a setup has opened and created so far, undone when it fails: the token caches it opened are closed and the
+    /// directories it created are removed while still empty, so bad data leaves no empty output or cache folder behind
+    /// (a cache that was built completely stays, for the next attempt to reuse).
+    /// </summary>
+    private sealed class SetupState
+    {
+        private readonly List<string> _created = [];
+
+        public List<IDisposable> Owned { get; } = [];
+
+        /// <summary>Creates &lt;output&gt;/cache and the directories above it that do not exist yet.</summary>
+        public string CreateCacheDirectory(string output)
+        {
+            string cacheDir = Path.Combine(output, CacheDirectoryName);
+            for (string? dir = cacheDir; !string.IsNullOrEmpty(dir) && !Directory.Exists(dir); dir = Path.GetDirectoryName(dir))
+                _created.Add(dir);
+            Directory.CreateDirectory(cacheDir);
+            return cacheDir;
+        }
+
+        public void Undo()
+        {
+            foreach (var d in Owned) d.Dispose();
+            foreach (string dir in _created) // innermost first
+            {
+                try
+                {
+                    if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // Best effort: the setup's own error is what the user needs to see.
+                }
+            }
+        }
+    }
 
     private static void RequireSources(IReadOnlyList<string> sources, string what)
     {
