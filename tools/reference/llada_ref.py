@@ -703,13 +703,8 @@ def selftest(root):
         directory = os.path.join(root, spec["name"])
         model = LladaReference.load(directory)
         tensors = read_checkpoint_tensors(directory)
-        with open(os.path.join(directory, "expected_logits.json")) as f:
-            cases = json.load(f)["cases"]
-        for case in cases:
+        for case in check_reloaded_logits(model, directory, spec["name"]):
             km = case["key_mask"]
-            got = model.forward(case["input_ids"], None if km is None else [[bool(v) for v in r] for r in km])
-            if got.tolist() != case["logits"]:
-                raise AssertionError(f"{spec['name']}/{case['name']}: reloaded logits differ from the file")
             for b, row in enumerate(case["input_ids"]):
                 naive = naive_forward(model.config, tensors, row, None if km is None else km[b])
                 ref = np.array(case["logits"][b])
@@ -718,21 +713,34 @@ def selftest(root):
                 worst = max(worst, err)
                 if err > 1e-12:
                     raise AssertionError(f"{spec['name']}/{case['name']} row {b}: naive forward differs ({err:.2e})")
-        with open(os.path.join(directory, "expected_generate.json")) as f:
-            gens = json.load(f)["cases"]
-        for case in gens:
+        replay_trajectories(model, directory, spec["name"])
+    return {"max_relative_difference_naive_vs_torch": worst}
+
+
+def check_reloaded_logits(model, directory, name):
+    """Runs every case of expected_logits.json again; the logits must equal the stored ones exactly. Returns the cases."""
+    with open(os.path.join(directory, "expected_logits.json")) as f:
+        cases = json.load(f)["cases"]
+    for case in cases:
+        km = case["key_mask"]
+        got = model.forward(case["input_ids"], None if km is None else [[bool(v) for v in r] for r in km])
+        if got.tolist() != case["logits"]:
+            raise AssertionError(f"{name}/{case['name']}: reloaded logits differ from the file")
+    return cases
+
+
+def replay_trajectories(model, directory, name):
+    """Replays expected_generate.json and, when present, expected_generate_cached.json: every trajectory must match."""
+    for file, what in (("expected_generate.json", "trajectory"), ("expected_generate_cached.json", "cached trajectory")):
+        path = os.path.join(directory, file)
+        if not os.path.exists(path) and what == "cached trajectory":
+            continue  # written separately, by make-cached-fixtures
+        with open(path) as f:
+            cases = json.load(f)["cases"]
+        for case in cases:
             tokens, trace, _ = generate(model, case["prompt_ids"], case["options"], model.config["mask_token_id"])
             if tokens != case["token_ids"] or trace != case["steps"]:
-                raise AssertionError(f"{spec['name']}/{case['name']}: replayed trajectory differs")
-        cached_path = os.path.join(directory, "expected_generate_cached.json")
-        if os.path.exists(cached_path):
-            with open(cached_path) as f:
-                cached = json.load(f)["cases"]
-            for case in cached:
-                tokens, trace, _ = generate(model, case["prompt_ids"], case["options"], model.config["mask_token_id"])
-                if tokens != case["token_ids"] or trace != case["steps"]:
-                    raise AssertionError(f"{spec['name']}/{case['name']}: replayed cached trajectory differs")
-    return {"max_relative_difference_naive_vs_torch": worst}
+                raise AssertionError(f"{name}/{case['name']}: replayed {what} differs")
 
 
 def _ids(s):

@@ -22,7 +22,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from llada_ref import (  # noqa: E402
-    MaskPredictedError, cached_cases, dump_json, generate, generate_cases, logits_cases, margin_problems, quantize, run_case)
+    MaskPredictedError, cached_cases, check_reloaded_logits, dump_json, generate, generate_cases, logits_cases, margin_problems,
+    quantize, replay_trajectories, run_case)
 from ref_layers import as_torch, load_checkpoint, rms_norm, rope, swiglu  # noqa: E402
 from safetensors_io import write_safetensors  # noqa: E402
 
@@ -320,13 +321,7 @@ def selftest(root):
     for spec in FIXTURES:
         directory = os.path.join(root, spec["name"])
         model = MoeReference.load(directory)
-        with open(os.path.join(directory, "expected_logits.json")) as f:
-            cases = json.load(f)["cases"]
-        for case in cases:
-            km = case["key_mask"]
-            got = model.forward(case["input_ids"], None if km is None else [[bool(v) for v in r] for r in km])
-            if got.tolist() != case["logits"]:
-                raise AssertionError(f"{spec['name']}/{case['name']}: reloaded logits differ from the file")
+        check_reloaded_logits(model, directory, spec["name"])
         # The sparse MLP against the all-experts loop on random states.
         x = np.random.RandomState(5).standard_normal((7, model.d))
         for i, is_moe in enumerate(model.moe):
@@ -334,15 +329,7 @@ def selftest(root):
                 a = model._sparse_mlp(torch.from_numpy(x), i).numpy()
                 b = loop_forward_mlp(model, x, i)
                 worst = max(worst, float(np.abs(a - b).max() / np.abs(b).max()))
-        with open(os.path.join(directory, "expected_generate.json")) as f:
-            gens = json.load(f)["cases"]
-        with open(os.path.join(directory, "expected_generate_cached.json")) as f:
-            gens += json.load(f)["cases"]
-        if True:
-            for case in gens:
-                tokens, trace, _ = generate(model, case["prompt_ids"], case["options"], model.c["mask_token_id"])
-                if tokens != case["token_ids"] or trace != case["steps"]:
-                    raise AssertionError(f"{spec['name']}/{case['name']}: replayed trajectory differs")
+        replay_trajectories(model, directory, spec["name"])
     if worst > 1e-12:
         raise AssertionError(f"sparse MLP differs from the all-experts loop ({worst:.2e})")
     return {"max_relative_difference_sparse_vs_loop": worst}
