@@ -43,8 +43,13 @@ internal static class EvalCommand
         };
         var noTemplate = new Option<bool>("--no-chat-template") { Description = "Encode prompts as plain text (for base models)." };
         var maxContext = new Option<int?>("--max-context") { Description = "Longest window (tokens) of a perplexity task; default: the model's limit." };
-        var output = new Option<string?>("--out", "-o") { Description = "Write the JSON report (settings, metrics, per-item results) here." };
-        var markdown = new Option<string?>("--markdown") { Description = "Write a Markdown summary here." };
+        var output = new Option<string?>("--out", "-o")
+        {
+            Description = "Write the JSON report (settings, metrics, per-item results) here. Must not exist unless --overwrite.",
+        };
+        var markdown = new Option<string?>("--markdown") { Description = "Write a Markdown summary here. Must not exist unless --overwrite." };
+        var overwrite = ModelSource.OverwriteOption();
+        overwrite.Description = "Replace --out and --markdown if they exist.";
         var threads = ModelSource.ThreadsOption();
         var sampling = new SamplingOptions();
         var command = new Command("eval",
@@ -55,7 +60,7 @@ internal static class EvalCommand
             "  llada eval --model DIR --tasks data/eval/corpus-valid.jsonl --mc-num 32 --markdown ppl.md\n" +
             "  llada eval --compare mdm.json ar.json")
         {
-            model, tasks, compare, limit, mcNum, batchSize, estimator, kind, noTemplate, maxContext, output, markdown, threads,
+            model, tasks, compare, limit, mcNum, batchSize, estimator, kind, noTemplate, maxContext, output, markdown, overwrite, threads,
         };
         sampling.AddTo(command);
         CliAction.Set(command, (parse, ctx, token) =>
@@ -75,9 +80,9 @@ internal static class EvalCommand
             if (parse.GetValue(batchSize) is var bs and < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {bs})");
             if (parse.GetValue(maxContext) is { } context and < 2) throw new ArgumentException($"--max-context must be at least 2 tokens (got {context})");
             ModelSource.ApplyThreads(parse.GetValue(threads));
-            // Report paths are checked up front: a long evaluation must not end in "Is a directory".
-            RequireFilePath(parse.GetValue(output), "--out", "report.json");
-            RequireFilePath(parse.GetValue(markdown), "--markdown", "report.md");
+            // Report paths are checked up front: a long evaluation must not end in "Is a directory" or "Permission denied".
+            OutputPaths.CheckFile(parse.GetValue(output), "--out", parse.GetValue(overwrite), "report.json");
+            OutputPaths.CheckFile(parse.GetValue(markdown), "--markdown", parse.GetValue(overwrite), "report.md");
             ModelKind? modelKind = parse.GetValue(kind) switch
             {
                 "auto" or null => null,
@@ -158,12 +163,6 @@ internal static class EvalCommand
             return Task.FromResult(0);
         });
         return command;
-    }
-
-    private static void RequireFilePath(string? path, string option, string example)
-    {
-        if (path is not null && Directory.Exists(path))
-            throw new ArgumentException($"{option} '{path}' is a directory; give a file name, e.g. {Path.Combine(path, example)}");
     }
 
     /// <summary>A report file written atomically (see <see cref="SafetensorsWriter.WriteAtomically"/>), its folder created if needed.</summary>

@@ -108,6 +108,7 @@ internal static class WeightsCommands
     {
         if (File.Exists(outDir)) throw new IOException($"--out '{outDir}' is a file; give a directory to create");
         if (Directory.Exists(outDir) && !overwrite) throw new IOException($"--out '{outDir}' already exists (use --overwrite to replace it)");
+        OutputPaths.CheckDirectory(outDir, "--out");
     }
 
     /// <summary>One stderr line per stored tensor: running byte total, elapsed time, name and dtype.</summary>

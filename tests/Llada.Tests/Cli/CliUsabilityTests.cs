@@ -1,5 +1,6 @@
 using Llada.Cli.Commands;
 using Llada.Tests.Model;
+using Llada.Tests.Training.Runs;
 using Spectre.Console;
 
 namespace Llada.Tests.Cli;
@@ -38,6 +39,70 @@ public sealed class CliUsabilityTests(CliTestHost host) : IClassFixture<CliTestH
         var line = Assert.Single(Lines(stderr));
         Assert.Equal($"error: {option} '{dir.Path}' is a directory; give a file name, e.g. {Path.Combine(dir.Path, example)}", line);
         Assert.False(File.Exists(dir.Path + ".tmp"));
+    }
+
+    [Fact]
+    public async Task Eval_refuses_an_existing_report_unless_overwrite_as_quantize_synth_and_plot_do()
+    {
+        using var dir = new TempDir();
+        string tasks = dir.File("t.jsonl"), report = dir.File("r.json"), summary = dir.File("r.md");
+        File.WriteAllText(tasks, "{\"eval_task\":\"t\",\"type\":\"perplexity\"}\n{\"text\":\"1 2 3\"}\n");
+        File.WriteAllText(report, "earlier report");
+        File.WriteAllText(summary, "earlier summary");
+        string[] args = ["eval", "--tasks", tasks, "--mc-num", "2", "--no-chat-template"]; // the embedded model: tasks are text
+
+        var (exit, stdout, stderr) = await CliTestHost.Run([.. args, "--out", report]);
+        Assert.Equal(1, exit);
+        Assert.Equal("", stdout);
+        Assert.Equal($"error: --out '{report}' already exists (use --overwrite to replace it)", Assert.Single(Lines(stderr)));
+        (exit, _, stderr) = await CliTestHost.Run([.. args, "--markdown", summary]);
+        Assert.Equal(1, exit);
+        Assert.Equal($"error: --markdown '{summary}' already exists (use --overwrite to replace it)", Assert.Single(Lines(stderr)));
+        Assert.Equal("earlier report", File.ReadAllText(report));
+        Assert.Equal("earlier summary", File.ReadAllText(summary));
+
+        (exit, stdout, stderr) = await CliTestHost.Run([.. args, "--out", report, "--markdown", summary, "--overwrite"]);
+        Assert.True(exit == 0, stderr);
+        Assert.Equal("t", CliTestHost.Json(File.ReadAllText(report)).GetProperty("tasks")[0].GetProperty("name").GetString());
+        Assert.Equal(stdout, File.ReadAllText(summary));
+    }
+
+    [Theory]
+    [InlineData("eval", "r.json")]
+    [InlineData("eval-markdown", "r.md")]
+    [InlineData("quantize", "q8")]
+    [InlineData("synth", "m")]
+    [InlineData("plot", "c.svg")]
+    [InlineData("train", "run")]
+    [InlineData("sft", "run")]
+    [InlineData("tokenizer", "tok")]
+    public async Task An_out_below_a_file_fails_first_naming_the_option_and_the_file(string command, string leaf)
+    {
+        using var dir = new TempDir();
+        string blocker = dir.File("blocker");
+        File.WriteAllText(blocker, "x");
+        string target = Path.Combine(blocker, leaf), text = dir.File("t.txt"), tasks = dir.File("t.jsonl"), csv = dir.File("c.csv");
+        File.WriteAllText(text, "one two three four five six seven eight nine ten\n");
+        File.WriteAllText(tasks, "{\"eval_task\":\"t\",\"type\":\"perplexity\"}\n{\"text\":\"1 2 3\"}\n");
+        File.WriteAllText(csv, "a,b\n1,2\n2,3\n");
+        string option = command == "eval-markdown" ? "--markdown" : "--out";
+        string[] args = command switch
+        {
+            "eval" or "eval-markdown" => ["eval", "--model", host.ModelDir, "--tasks", tasks, option, target],
+            "quantize" => ["quantize", "--model", host.ModelDir, "--type", "q8", "--out", target],
+            "synth" => ["synth", "--shape", "32,1,4,48,64", "--out", target],
+            "plot" => ["plot", "--csv", csv, "--x", "a", "--y", "b", "--out", target],
+            "train" => ["train", "--data", text, "--tokenizer", SftRunTests.HandmadeTokenizer, "--out", target],
+            "sft" => ["sft", "--model", host.ModelDir, "--data", tasks, "--out", target],
+            _ => ["tokenizer", "train", "--input", text, "--vocab-size", "300", "--out", target],
+        };
+        var (exit, stdout, stderr) = await CliTestHost.Run(args);
+        Assert.Equal(1, exit);
+        Assert.Equal("", stdout);
+        // One line, before any work (no progress lines), naming the option, the path and what is in the way.
+        Assert.Equal($"error: {option} '{target}': '{blocker}' is a file, not a folder", Assert.Single(Lines(stderr)));
+        Assert.Equal("x", File.ReadAllText(blocker));
+        Assert.Equal(["blocker", "c.csv", "t.jsonl", "t.txt"], Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName).Order());
     }
 
     [Fact]
