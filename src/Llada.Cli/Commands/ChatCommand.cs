@@ -91,7 +91,11 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
             {
                 console.Markup("[green]you>[/] ");
                 string? line = input.ReadLine();
-                if (line is null) break; // end of input
+                if (line is null) // end of input (Ctrl-D): leave the shell's prompt on a line of its own
+                {
+                    console.WriteLine();
+                    break;
+                }
                 _ctrlCAtPrompt = 0;
                 line = line.Trim();
                 if (line.Length == 0) continue;
@@ -184,7 +188,7 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
             case "/help":
                 console.MarkupLine(
                     "[bold]/reset[/] forget the conversation   [bold]/system TEXT[/] new system prompt (clears history)\n" +
-                    "[bold]/set KEY VALUE[/] change a knob: steps, gen_length, block_length, temperature, cfg_scale, remasking, threshold, cache, seed, visualize\n" +
+                    $"[bold]/set KEY VALUE[/] change a knob: {SettingNames}\n" +
                     "[bold]/show[/] current settings   [bold]/exit[/] leave   Ctrl-C cancels an answer");
                 return true;
             case "/set" when parts.Length == 3:
@@ -193,10 +197,13 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
                     Set(parts[1].Replace('-', '_').ToLowerInvariant(), parts[2]);
                     Show();
                 }
-                catch (Exception ex) when (ex is ArgumentException or FormatException or OverflowException)
+                catch (ArgumentException ex)
                 {
                     console.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
                 }
+                return true;
+            case "/set":
+                console.MarkupLine($"[red]error:[/] /set needs a setting and a value, e.g. /set steps 32 ({SettingNames})");
                 return true;
             default:
                 console.MarkupLine($"[red]unknown command[/] {Markup.Escape(line)}; /help lists them");
@@ -204,23 +211,29 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
         }
     }
 
+    private const string SettingNames = "steps, gen_length, block_length, temperature, cfg_scale, remasking, threshold, cache, seed, visualize";
+
     private void Set(string key, string value)
     {
-        var inv = CultureInfo.InvariantCulture;
         if (key == "visualize")
         {
-            _visualize = value is "on" or "true" or "1";
+            _visualize = value switch
+            {
+                "on" or "true" or "1" => true,
+                "off" or "false" or "0" => false,
+                _ => throw new ArgumentException($"visualize: expected on or off, got '{value}'"),
+            };
             return;
         }
         var next = key switch
         {
-            "steps" => _options with { Steps = int.Parse(value, inv) },
-            "gen_length" or "max_tokens" => WithGenLength(int.Parse(value, inv)),
-            "block_length" => _options with { BlockLength = int.Parse(value, inv) },
-            "temperature" => _options with { Temperature = double.Parse(value, inv) },
-            "cfg_scale" => _options with { CfgScale = double.Parse(value, inv) },
-            "threshold" => _options with { Threshold = value is "off" or "none" ? null : double.Parse(value, inv) },
-            "seed" => _options with { Seed = int.Parse(value, inv) },
+            "steps" => _options with { Steps = Integer(key, value) },
+            "gen_length" or "max_tokens" => WithGenLength(Integer(key, value)),
+            "block_length" => _options with { BlockLength = Integer(key, value) },
+            "temperature" => _options with { Temperature = Number(key, value) },
+            "cfg_scale" => _options with { CfgScale = Number(key, value) },
+            "threshold" => _options with { Threshold = value is "off" or "none" ? null : Number(key, value) },
+            "seed" => _options with { Seed = Integer(key, value) },
             "cache" => _options with { Cache = KvCacheModeNames.Parse(value) },
             "remasking" => value switch
             {
@@ -234,6 +247,14 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
         next.Validate(generator.Predictor, [[generator.EosTokenId]]);
         _options = next;
     }
+
+    private static int Integer(string key, string value) =>
+        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) ? n
+            : throw new ArgumentException($"{key}: expected an integer, got '{value}'");
+
+    private static double Number(string key, string value) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) ? x
+            : throw new ArgumentException($"{key}: expected a number, got '{value}'");
 
     /// <summary>A new answer length; steps keep following it while they are at its default (one token per step).</summary>
     private GenerationOptions WithGenLength(int length) => _options with

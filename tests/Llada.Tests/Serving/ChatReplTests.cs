@@ -36,6 +36,32 @@ public sealed class ChatReplTests
     }
 
     [Fact]
+    public async Task A_mistyped_set_says_which_setting_wanted_what_and_changes_nothing()
+    {
+        using var g = ServingTestModels.Scripted("ok");
+        var (repl, output) = Repl(g);
+        var before = repl.Options;
+        await repl.RunAsync(new StringReader("/set steps abc\n/set temperature warm\n/set visualize maybe\n/set steps\n"), installCtrlC: false,
+            TestContext.Current.CancellationToken);
+        string[] errors = output.ToString().Split('\n').Select(l => l.Trim()).Where(l => l.Contains("error:")).ToArray();
+        Assert.Equal(4, errors.Length);
+        Assert.EndsWith("error: steps: expected an integer, got 'abc'", errors[0]);
+        Assert.EndsWith("error: temperature: expected a number, got 'warm'", errors[1]);
+        Assert.EndsWith("error: visualize: expected on or off, got 'maybe'", errors[2]);
+        Assert.Contains("error: /set needs a setting and a value, e.g. /set steps 32 (steps, gen_length,", errors[3]);
+        Assert.Equal(before, repl.Options);
+    }
+
+    [Fact]
+    public async Task End_of_input_ends_the_chat_on_a_fresh_line()
+    {
+        using var g = ServingTestModels.Scripted("ok");
+        var (repl, output) = Repl(g);
+        Assert.Equal(0, await repl.RunAsync(new StringReader(""), installCtrlC: false, TestContext.Current.CancellationToken));
+        Assert.EndsWith("you> " + Environment.NewLine, output.ToString());
+    }
+
+    [Fact]
     public async Task Set_gen_length_carries_default_steps_along_but_keeps_steps_the_user_chose()
     {
         using var g = ServingTestModels.Scripted("ok");
