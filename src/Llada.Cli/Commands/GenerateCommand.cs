@@ -42,6 +42,8 @@ internal static class GenerateCommand
                 ? ModelSource.ParseIds(ids, "--prompt-ids")
                 : EncodePrompt(loaded.RequireTokenizer("use --prompt-ids"), text!, parse.GetValue(noTemplate));
             var options = sampling.Build(parse, loaded.EosId, loaded.EndOfTurnId);
+            CheckFits(promptTokens.Length, options.GenLength, options.BlockLength, loaded.Predictor.MaxSequenceLength, ids is not null,
+                parse.GetValue(noTemplate));
             var sampler = new ReverseProcess(loaded.Predictor);
 
             // The live canvas redraws a terminal; into a pipe or file it would only leave escape codes around the answer.
@@ -90,6 +92,7 @@ internal static class GenerateCommand
         if (gen < 1) throw new ArgumentException($"--gen-length must be at least 1 (got {gen})");
         using var model = Llada.Evaluation.EvaluatedModel.Load(dir, Llada.Evaluation.ModelKind.Autoregressive);
         int[] promptTokens = ids is not null ? ModelSource.ParseIds(ids, "--prompt-ids") : EncodePrompt(model.Tokenizer, text!, noTemplate);
+        CheckFits(promptTokens.Length, gen, blockLength: 1, model.Predictor.MaxSequenceLength, ids is not null, noTemplate);
         var watch = Stopwatch.StartNew();
         int[] answer = new Llada.Evaluation.AutoregressiveDecoder(model.Predictor).Generate(promptTokens, gen,
             parse.GetValue(sampling.Temperature), parse.GetValue(sampling.Seed), model.EosTokenId, model.EndOfTurnTokenId,
@@ -112,6 +115,23 @@ internal static class GenerateCommand
             ctx.Error.WriteLine($"[autoregressive baseline: {answer.Length} tokens left to right, {watch.Elapsed.TotalSeconds:0.00} s]");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// The prompt and the answer canvas share the model's context; says which option to change when they do not fit
+    /// (a shorter --gen-length is suggested as a multiple of the block length, which must divide it).
+    /// </summary>
+    internal static void CheckFits(int promptLength, int genLength, int blockLength, int context, bool fromIds, bool noChatTemplate)
+    {
+        if (promptLength + genLength <= context) return;
+        int room = context - promptLength;
+        int shorter = room >= blockLength ? room / blockLength * blockLength : room;
+        string what = fromIds ? $"--prompt-ids has {promptLength} tokens"
+            : $"--prompt is {promptLength} tokens{(noChatTemplate ? "" : " in the chat template")}";
+        throw new ArgumentException(promptLength >= context
+            ? $"{what}, more than the model's context of {context} tokens (max_sequence_length); shorten the prompt"
+            : $"{what}; with --gen-length {genLength} that is {promptLength + genLength} positions, more than the model's context of " +
+              $"{context} (max_sequence_length): shorten the prompt to at most {context - genLength} tokens or lower --gen-length to {shorter}");
     }
 
     /// <summary>A user turn in the chat template (when the tokenizer has or implies one), else plain text with BOS if the tokenizer adds it.</summary>

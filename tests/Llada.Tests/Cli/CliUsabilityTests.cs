@@ -148,6 +148,26 @@ public sealed class CliUsabilityTests(CliTestHost host) : IClassFixture<CliTestH
         Assert.Contains("--visualize draws only on a terminal", stderr);
     }
 
+    [Theory]
+    [InlineData(100, 64, "error: --prompt-ids has 100 tokens; with --gen-length 64 that is 164 positions, more than the model's context of 128 " +
+                         "(max_sequence_length): shorten the prompt to at most 64 tokens or lower --gen-length to 28")]
+    [InlineData(60, 96, "error: --prompt-ids has 60 tokens; with --gen-length 96 that is 156 positions, more than the model's context of 128 " +
+                        "(max_sequence_length): shorten the prompt to at most 32 tokens or lower --gen-length to 64")] // a multiple of block 32
+    [InlineData(128, 64, "error: --prompt-ids has 128 tokens, more than the model's context of 128 tokens (max_sequence_length); shorten the prompt")]
+    public async Task A_prompt_too_long_for_the_context_says_which_option_to_change_and_by_how_much(int promptLength, int genLength, string expected)
+    {
+        string ids = string.Join(",", Enumerable.Range(0, promptLength).Select(i => i % 60));
+        var (exit, stdout, stderr) = await CliTestHost.Run("generate", "--model", host.ModelDir, "--prompt-ids", ids, "--gen-length", $"{genLength}");
+        Assert.Equal(1, exit);
+        Assert.Equal("", stdout);
+        Assert.Equal(expected, Assert.Single(Lines(stderr)));
+        if (promptLength >= 128) return;
+        // The --gen-length it suggests fits, with the default block length.
+        string suggested = expected[(expected.LastIndexOf(' ') + 1)..];
+        (exit, _, stderr) = await CliTestHost.Run("generate", "--model", host.ModelDir, "--prompt-ids", ids, "--gen-length", suggested);
+        Assert.True(exit == 0, stderr);
+    }
+
     [Fact]
     public void An_eval_task_cancelled_before_its_first_item_has_a_tidy_summary_line()
     {
