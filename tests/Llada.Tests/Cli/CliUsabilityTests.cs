@@ -11,7 +11,10 @@ public sealed class CliUsabilityTests(CliTestHost host) : IClassFixture<CliTestH
     private static string[] Lines(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     [Theory]
-    [InlineData("'abc'", "generate", "--gen-length", "abc")]
+    [InlineData("Cannot parse argument 'abc' for option '--gen-length': expected an integer.", "generate", "--gen-length", "abc")]
+    [InlineData("Cannot parse argument 'warm' for option '--temperature': expected a number.", "generate", "--temperature", "warm")]
+    [InlineData("Cannot parse argument '1e3' for option '--limit': expected an integer.", "eval", "--limit", "1e3")]
+    [InlineData("Cannot parse argument '-1' for option '--seed': expected a non-negative integer.", "vrpo-variance", "--model", "m", "--data", "d", "--seed", "-1")]
     [InlineData("--frobnicate", "info", "--frobnicate")]
     public async Task A_parse_error_is_an_error_line_and_a_pointer_to_help_not_the_whole_help_text(string expected, params string[] args)
     {
