@@ -30,7 +30,7 @@ internal static class TokenizeCommands
             else
             {
                 foreach (int id in ids)
-                    ctx.Output.WriteLine($"{id}\t{JsonSerializer.Serialize(tokenizer.IdToToken(id) ?? "")}");
+                    ctx.Output.WriteLine($"{id}\t{JsonSerializer.Serialize(tokenizer.IdToToken(id) ?? "", ReadableStrings)}");
                 ctx.Error.WriteLine($"{ids.Length} tokens");
             }
             return 0;
@@ -60,6 +60,12 @@ internal static class TokenizeCommands
         });
         return command;
     }
+
+    /// <summary>
+    /// Token strings as Hugging Face shows them ("Ġworld", not "\u0120world"): quoted, with only quotes, backslashes
+    /// and control characters escaped. The --json output keeps the default escaping.
+    /// </summary>
+    private static readonly JsonSerializerOptions ReadableStrings = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     internal static async Task<string> ReadInput(string? text, FileInfo? file, CancellationToken token)
     {

@@ -61,4 +61,28 @@ public class DefaultModelTests
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task Tokenize_lists_each_token_as_the_tokenizer_spells_it_and_round_trips_unicode()
+    {
+        const string text = "Héllo wörld 👋🏽 日本語";
+        var (exit, stdout, stderr) = await CliTestHost.Run("tokenize", "--text", text);
+        Assert.True(exit == 0, stderr);
+        var tokenizer = Llada.Tokenization.Tokenizer.FromDirectory(Path.Combine(AppContext.BaseDirectory, "models", "llada-tiny-instruct"));
+        int[] expected = tokenizer.Encode(text);
+        string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(expected.Length, lines.Length);
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string[] cells = lines[i].Split('\t');
+            Assert.Equal(expected[i], int.Parse(cells[0]));
+            Assert.Equal(tokenizer.IdToToken(expected[i]), System.Text.Json.JsonSerializer.Deserialize<string>(cells[1]));
+        }
+        Assert.Contains("\"\u0120w", stdout); // the byte-level space reads as "Ġ", not as the escape \u0120
+        Assert.DoesNotContain("\\u", stdout);
+
+        (exit, stdout, _) = await CliTestHost.Run("detokenize", "--ids", string.Join(",", expected));
+        Assert.Equal(0, exit);
+        Assert.Equal(text, stdout.TrimEnd('\n', '\r'));
+    }
 }
