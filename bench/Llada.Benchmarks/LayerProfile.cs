@@ -8,7 +8,7 @@ namespace Llada.Benchmarks;
 /// Stopwatch profile of the dense LLaDA forward pass broken into its kernels, on random weights of a given shape
 /// (separate weights per layer, so they stream from memory as in the real model). Run:
 /// dotnet run -c Release --project bench/Llada.Benchmarks -- layers [--shape d,layers,heads,mlp,vocab] [--seq T]
-/// [--bf16] [--threads N] [--repeat R] [--cpu]. --cpu runs on one thread timed by its CPU clock (Linux), for a busy machine. Prints milliseconds per step summed over the layers (median and best of R
+/// [--bf16] [--threads N] [--repeat R] [--cpu] [--small-m M]. --small-m sets the largest m of the unpacked small-m GEMM path. --cpu runs on one thread timed by its CPU clock (Linux), for a busy machine. Prints milliseconds per step summed over the layers (median and best of R
 /// passes; the best is the better guide on a shared machine).
 /// </summary>
 internal static unsafe class LayerProfile
@@ -25,6 +25,7 @@ internal static unsafe class LayerProfile
         if (Option(args, "--threads") is { } th) Parallelism.ThreadCount = int.Parse(th);
         DType type = args.Contains("--bf16") ? DType.BF16 : DType.F32;
         bool cpu = args.Contains("--cpu");
+        if (Option(args, "--small-m") is { } sm) GemmEngine.SmallM = int.Parse(sm);
         if (cpu) Parallelism.ThreadCount = 1; // the calling thread's CPU clock only sees its own work
         long Now() => cpu ? ThreadCpuTicks() : Stopwatch.GetTimestamp();
         double tickMs = cpu ? 1e-6 : 1000.0 / Stopwatch.Frequency;

@@ -40,13 +40,14 @@ internal static class BenchCommand
         var sampling = new Option<string[]>("--sampling")
         {
             Description = "Instead of forward passes, time the reverse process on the prompts of these generation task files: vanilla, " +
-                "cache prefix, cache dual, --threshold, and the caches with --threshold (Markdown table; --json for numbers).",
+                "cache prefix, cache dual, --threshold, --factor, early exit and their combinations (Markdown table; --json for numbers).",
             AllowMultipleArgumentsPerToken = true,
         };
         var limit = new Option<int>("--limit") { Description = "--sampling: prompts per task file.", DefaultValueFactory = _ => 8 };
         var genLength = new Option<int?>("--gen-length") { Description = "--sampling: answer canvas (default: each task's gen_length)." };
         var blockLength = new Option<int>("--block-length") { Description = "--sampling: block length (at most gen_length).", DefaultValueFactory = _ => 32 };
-        var threshold = new Option<double>("--threshold") { Description = "--sampling: confidence threshold of the parallel-decoding rows.", DefaultValueFactory = _ => 0.9 };
+        var threshold = new Option<double>("--threshold") { Description = "--sampling: confidence threshold of the threshold-rule rows.", DefaultValueFactory = _ => 0.9 };
+        var factor = new Option<double>("--factor") { Description = "--sampling: f of the factor-rule rows (Fast-dLLM).", DefaultValueFactory = _ => 1.0 };
         var threads = ModelSource.ThreadsOption();
         var json = ModelSource.JsonOption();
         var command = new Command("bench",
@@ -58,13 +59,13 @@ internal static class BenchCommand
             "  llada bench --synthetic 1024,4,16,0,32000 --moe 64,8,512 --dtype bf16 [--all-experts]\n" +
             "  llada bench --sampling data/eval/arith.jsonl data/eval/reverse.jsonl --limit 8 --gen-length 64")
         {
-            model, synthetic, moe, allExperts, dtype, seqLen, batch, repeat, activeBlock, sampling, limit, genLength, blockLength, threshold, threads, json,
+            model, synthetic, moe, allExperts, dtype, seqLen, batch, repeat, activeBlock, sampling, limit, genLength, blockLength, threshold, factor, threads, json,
         };
         CliAction.Set(command, (parse, ctx, token) =>
         {
             ModelSource.ApplyThreads(parse.GetValue(threads));
             if (parse.GetValue(sampling) is { Length: > 0 } taskFiles)
-                return Task.FromResult(RunSampling(parse, ctx, token, model, taskFiles, limit, genLength, blockLength, threshold, json));
+                return Task.FromResult(RunSampling(parse, ctx, token, model, taskFiles, limit, genLength, blockLength, threshold, factor, json));
             int t = parse.GetValue(seqLen), b = parse.GetValue(batch), r = parse.GetValue(repeat), active = parse.GetValue(activeBlock);
             if (t < 1 || b < 1 || r < 1) throw new ArgumentException("--seq-len, --batch and --repeat must be at least 1");
             string? shape = parse.GetValue(synthetic);
@@ -144,10 +145,10 @@ internal static class BenchCommand
     }
 
     private static int RunSampling(ParseResult parse, CommandContext ctx, CancellationToken token, Option<string?> model, string[] taskFiles,
-        Option<int> limit, Option<int?> genLength, Option<int> blockLength, Option<double> threshold, Option<bool> json)
+        Option<int> limit, Option<int?> genLength, Option<int> blockLength, Option<double> threshold, Option<double> factor, Option<bool> json)
     {
         int lim = parse.GetValue(limit), block = parse.GetValue(blockLength);
-        double tau = parse.GetValue(threshold);
+        double tau = parse.GetValue(threshold), f = parse.GetValue(factor);
         if (lim < 1) throw new ArgumentException($"--limit must be at least 1 (got {lim})");
         if (block < 1) throw new ArgumentException($"--block-length must be at least 1 (got {block})");
         if (parse.GetValue(genLength) is < 1) throw new ArgumentException("--gen-length must be at least 1");
@@ -156,7 +157,7 @@ internal static class BenchCommand
             throw new ArgumentException($"--sampling needs generation tasks; {wrong.Path} is a {EvalTask.TypeName(wrong.Type)} task");
         tasks = tasks.Select(x => x.Take(lim)).ToList();
         using var evaluated = EvaluatedModel.Load(ModelSource.Resolve(parse.GetValue(model)), ModelKind.Diffusion);
-        var settings = SamplingBench.Settings(tau);
+        var settings = SamplingBench.Settings(tau, f);
         var totals = SamplingBench.Run(evaluated, tasks, settings, parse.GetValue(genLength), block, ctx.Error, token);
         if (parse.GetValue(json))
             ctx.Output.WriteLine(JsonSerializer.Serialize(new
@@ -171,6 +172,8 @@ internal static class BenchCommand
                     name = s.Name,
                     cache = KvCacheModeNames.Name(s.Cache),
                     threshold = s.Threshold,
+                    factor = s.Factor,
+                    early_exit = s.EarlyExit,
                     seconds = Math.Round(totals[i].Seconds, 3),
                     canvas_tokens = totals[i].CanvasTokens,
                     tokens_per_second = Math.Round(totals[i].CanvasTokens / totals[i].Seconds, 2),

@@ -8,13 +8,14 @@ namespace Llada.Cli.Commands;
 
 /// <summary>
 /// `llada bench --sampling`: the reverse process's speed settings side by side on the prompts of generation task
-/// files: vanilla (one token per step), the prefix and dual KV caches, the threshold rule and both together.
-/// Greedy decoding; the settings run interleaved prompt by prompt so a load change on the machine hits them alike.
+/// files: vanilla (one token per step), the prefix and dual KV caches, the threshold and factor rules, early exit,
+/// and the combinations users run. Greedy decoding; the settings run interleaved prompt by prompt so a load change
+/// on the machine hits them alike.
 /// </summary>
 internal static class SamplingBench
 {
     /// <summary>One sampler setting of the table.</summary>
-    public sealed record Setting(string Name, KvCacheMode Cache, double? Threshold);
+    public sealed record Setting(string Name, KvCacheMode Cache, double? Threshold, double? Factor = null, bool EarlyExit = false);
 
     /// <summary>What one setting did over all prompts.</summary>
     public sealed class Totals
@@ -24,17 +25,24 @@ internal static class SamplingBench
         public int Prompts, SameAsVanilla, Correct;
     }
 
-    public static IReadOnlyList<Setting> Settings(double threshold)
+    /// <summary>The table's rows: vanilla first (the baseline of speed-up and agreement), then each speed-up alone and combined.</summary>
+    public static IReadOnlyList<Setting> Settings(double threshold, double factor)
     {
-        string t = threshold.ToString(CultureInfo.InvariantCulture);
+        string t = $"threshold {threshold.ToString(CultureInfo.InvariantCulture)}", f = $"factor {factor.ToString(CultureInfo.InvariantCulture)}";
         return
         [
             new("vanilla", KvCacheMode.None, null),
             new("cache prefix", KvCacheMode.Prefix, null),
             new("cache dual", KvCacheMode.Dual, null),
-            new($"threshold {t}", KvCacheMode.None, threshold),
-            new($"cache prefix + threshold {t}", KvCacheMode.Prefix, threshold),
-            new($"cache dual + threshold {t}", KvCacheMode.Dual, threshold),
+            new(t, KvCacheMode.None, threshold),
+            new(f, KvCacheMode.None, null, factor),
+            new($"cache prefix + {t}", KvCacheMode.Prefix, threshold),
+            new($"cache dual + {t}", KvCacheMode.Dual, threshold),
+            new($"cache dual + {f}", KvCacheMode.Dual, null, factor),
+            new("early exit", KvCacheMode.None, null, EarlyExit: true),
+            new($"{t} + early exit", KvCacheMode.None, threshold, EarlyExit: true),
+            new($"cache dual + {t} + early exit", KvCacheMode.Dual, threshold, EarlyExit: true),
+            new($"cache dual + {f} + early exit", KvCacheMode.Dual, null, factor, EarlyExit: true),
         ];
     }
 
@@ -69,7 +77,11 @@ internal static class SamplingBench
                 string? vanillaAnswer = null;
                 for (int s = 0; s < settings.Count; s++)
                 {
-                    var options = vanilla with { Cache = settings[s].Cache, Threshold = settings[s].Threshold };
+                    var setting = settings[s];
+                    var options = vanilla with
+                    {
+                        Cache = setting.Cache, Threshold = setting.Threshold, Factor = setting.Factor, EarlyExit = setting.EarlyExit,
+                    };
                     var watch = Stopwatch.StartNew();
                     var result = sampler.Generate(prompt, options, cancellationToken: cancellationToken);
                     double seconds = watch.Elapsed.TotalSeconds;

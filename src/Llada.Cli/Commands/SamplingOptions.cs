@@ -53,7 +53,8 @@ internal sealed class SamplingOptions
     };
     public readonly Option<bool> EarlyExit = new("--early-exit")
     {
-        Description = "Stop once a finished block holds EOS / end-of-turn (beyond the paper; the text answer is the same up to the EOS).",
+        Description = "Stop as soon as the answer is fixed: an EOS / end-of-turn is committed with no mask before it; the rest is filled " +
+            "with EOS (beyond the paper; the text answer is the same as without it, only the padding after it differs).",
     };
     public readonly Option<int> Seed = new("--seed") { Description = "Random seed (same seed, same output).", DefaultValueFactory = _ => 0 };
 

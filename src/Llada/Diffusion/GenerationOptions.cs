@@ -60,10 +60,11 @@ public sealed record GenerationOptions
     public KvCacheMode Cache { get; init; } = KvCacheMode.None;
 
     /// <summary>
-    /// Beyond the paper, off by default: when a block finishes holding an EOS or end-of-turn token, every later
-    /// position of that row is filled with EOS and no more steps run for it. This changes results compared with
-    /// the reference, which keeps sampling later blocks (and may put non-EOS tokens after an EOS there), but those
-    /// tokens are cut from the text answer anyway.
+    /// Beyond the paper, off by default: as soon as a row's first EOS or end-of-turn token is committed with no mask
+    /// before it, its text answer is fixed (committed tokens never change, and the answer is cut there), so every
+    /// still-masked position of that row is filled with EOS and no more steps run for it. The text answer is the
+    /// one the same settings give without early exit; only the uncut canvas after the answer differs (the reference
+    /// keeps sampling there and may put non-EOS tokens after an EOS).
     /// </summary>
     public bool EarlyExit { get; init; }
 

@@ -58,9 +58,10 @@ public sealed class ReverseProcess
         var sortedConfidences = new double[blockLength];
         var committed = new List<CommittedToken>();
         var cachePolicy = new KvCachePolicy(_predictor, options.Cache);
-        int stepIndex = 0;
+        var settled = new bool[batch];         // early exit: the row's text answer can no longer change
+        int stepIndex = 0, settledRows = 0;
 
-        for (int block = 0; block < options.Blocks; block++)
+        for (int block = 0; block < options.Blocks && settledRows < batch; block++)
         {
             int blockStart = block * blockLength;
             cachePolicy.StartBlock();
@@ -72,9 +73,11 @@ public sealed class ReverseProcess
                 bool anyWork = false;
                 for (int r = 0; r < batch; r++)
                 {
+                    // At most the block's masks: an early exit may have filled the rest of a row.
+                    int masked = canvas.CountMasked(r, blockStart, blockLength);
                     toCommit[r] = commitRule.FollowsSchedule
-                        ? TransferSchedule.TokensAtStep(maskedAtStart[r], stepsPerBlock, step)
-                        : canvas.CountMasked(r, blockStart, blockLength);
+                        ? Math.Min(masked, TransferSchedule.TokensAtStep(maskedAtStart[r], stepsPerBlock, step))
+                        : masked;
                     anyWork |= toCommit[r] > 0;
                 }
                 if (!anyWork)
@@ -119,30 +122,42 @@ public sealed class ReverseProcess
                         if (progress is not null) committed.Add(new CommittedToken(r, rowRanked[c].Position, rowRanked[c].Token));
                     }
                 }
+                if (options.EarlyExit) settledRows += EndSettledRows(canvas, options, settled);
                 progress?.Report(new ReverseProcessStep(stepIndex, block, step, batch, options.GenLength,
                     canvas.CopyGenerated(), committed.ToArray()));
                 stepIndex++;
+                if (settledRows == batch) break;
             }
-
-            if (options.EarlyExit) EndFinishedRows(canvas, options, blockStart + blockLength);
         }
         return new GenerationResult(canvas.Generated(), cachePolicy.FullPasses + cachePolicy.WindowPasses, cachePolicy.WindowPasses,
             stepIndex, options.EosTokenId, options.EndOfTurnTokenId);
     }
 
-    /// <summary>Early exit: a row whose canvas up to <paramref name="end"/> holds EOS / end-of-turn gets EOS everywhere after.</summary>
-    private static void EndFinishedRows(CanvasBatch canvas, GenerationOptions options, int end)
+    /// <summary>
+    /// Early exit: a row whose first EOS / end-of-turn is committed with no mask before it has its text answer fixed
+    /// (committed tokens never change and the answer is cut there), so its remaining masks get EOS and it needs no
+    /// more steps. Returns how many rows settled now.
+    /// </summary>
+    private static int EndSettledRows(CanvasBatch canvas, GenerationOptions options, bool[] settled)
     {
+        int newly = 0;
         for (int r = 0; r < canvas.Batch; r++)
-            for (int i = 0; i < end; i++)
+        {
+            if (settled[r]) continue;
+            for (int i = 0; i < canvas.GenLength; i++)
             {
                 int token = canvas[r, i];
+                if (token == canvas.MaskId) break;
                 if (token == options.EosTokenId || token == options.EndOfTurnTokenId)
                 {
-                    canvas.FillMasked(r, end, options.EosTokenId);
+                    canvas.FillMasked(r, i + 1, options.EosTokenId);
+                    settled[r] = true;
+                    newly++;
                     break;
                 }
             }
+        }
+        return newly;
     }
 
     /// <summary>Sort key: confidence descending, then position ascending.</summary>

@@ -490,7 +490,11 @@ internal static unsafe class GemmEngine
         ref Problem pr = ref *(Problem*)context;
         int j0 = item * pr.RowsPerItem, j1 = Math.Min(pr.N, j0 + pr.RowsPerItem);
         int k = pr.K;
-        float* convert = pr.BType == DType.F16 ? ScratchBuffers.Get(2, 4L * k) : null;
+        // f16 rows are always converted first; bf16 rows are widened on the fly when only one group of four x rows
+        // uses them, and converted once when several do (the widening would otherwise repeat per group). Widening
+        // is exact and both kernels sum in the same order, so the choice does not change a bit of the result.
+        bool convertRows = pr.BType == DType.F16 || (pr.BType == DType.BF16 && pr.M > 4);
+        float* convert = convertRows ? ScratchBuffers.Get(2, 4L * k) : null;
         float* sums = stackalloc float[16];
         float** x = stackalloc float*[4];
         void** w = stackalloc void*[4];
@@ -503,10 +507,13 @@ internal static unsafe class GemmEngine
                 int row = j + Math.Min(q, cols - 1); // duplicate the last row into unused slots
                 w[q] = (byte*)pr.B + row * pr.Ldb * DTypes.SizeOf(type);
             }
-            if (type == DType.F16)
+            if (convertRows)
             {
                 for (int q = 0; q < cols; q++)
-                    TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w[q], k), new Span<float>(convert + q * k, k));
+                {
+                    if (type == DType.F16) TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w[q], k), new Span<float>(convert + q * k, k));
+                    else WidenBF16((ushort*)w[q], convert + q * k, k);
+                }
                 for (int q = 0; q < 4; q++) w[q] = convert + Math.Min(q, cols - 1) * k;
                 type = DType.F32;
             }

@@ -42,7 +42,7 @@ public class DefaultModelTests
             var (exit, stdout, stderr) = await CliTestHost.Run("bench", "--sampling", task, "--block-length", "4", "--json");
             Assert.True(exit == 0, stderr);
             var settings = CliTestHost.Json(stdout).GetProperty("settings").EnumerateArray().ToDictionary(s => s.GetProperty("name").GetString()!);
-            Assert.Equal(6, settings.Count);
+            Assert.Equal(12, settings.Count);
             var vanilla = settings["vanilla"];
             Assert.Equal(16, vanilla.GetProperty("full_passes").GetInt32()); // 2 prompts x 8 steps
             Assert.Equal(0, vanilla.GetProperty("window_passes").GetInt32());
@@ -55,6 +55,16 @@ public class DefaultModelTests
             var both = settings["cache dual + threshold 0.9"];
             Assert.Equal(4, both.GetProperty("full_passes").GetInt32());
             Assert.Equal(16, both.GetProperty("canvas_tokens").GetInt32());
+            // Early exit never changes a text answer, only how many passes it takes to get there.
+            foreach (var (plain, early) in new[] { ("vanilla", "early exit"), ("threshold 0.9", "threshold 0.9 + early exit"),
+                ("cache dual + threshold 0.9", "cache dual + threshold 0.9 + early exit"), ("cache dual + factor 1", "cache dual + factor 1 + early exit") })
+            {
+                Assert.Equal(settings[plain].GetProperty("same_answer_as_vanilla").GetInt32(), settings[early].GetProperty("same_answer_as_vanilla").GetInt32());
+                Assert.True(settings[early].GetProperty("full_passes").GetInt32() + settings[early].GetProperty("window_passes").GetInt32()
+                    <= settings[plain].GetProperty("full_passes").GetInt32() + settings[plain].GetProperty("window_passes").GetInt32(), early);
+                Assert.True(settings[early].GetProperty("early_exit").GetBoolean());
+            }
+            Assert.Equal(1.0, settings["cache dual + factor 1"].GetProperty("factor").GetDouble());
         }
         finally
         {

@@ -386,22 +386,73 @@ public class ReverseProcessTests
     }
 
     [Fact]
-    public void Early_exit_fills_eos_after_a_finished_block_and_skips_later_blocks()
+    public void Early_exit_stops_once_an_end_token_has_no_mask_before_it()
     {
-        // Position 1 proposes EOS surely; every other position proposes token 4.
+        // Position 1 proposes EOS, every other position token 4; positions 0 and 1 are the surest, so step 0
+        // commits them (two tokens per step) and the answer [4] is then fixed.
         var predictor = new FunctionPredictor(Vocab, Mask, (row, pos, logits) =>
         {
             logits.Clear();
-            logits[pos - 1 == 1 ? Eos : 4] = 5;
+            int genPos = pos - 1;
+            logits[genPos == 1 ? Eos : 4] = genPos switch { 0 => 9, 1 => 8, _ => 5 };
         });
         var options = Options(12, 6, 4);
         var full = new ReverseProcess(predictor).Run([0], options);
         Assert.Equal(6, full.ForwardPasses);
         Assert.Equal([4, Eos, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4], full.Sequences[0]);
         var early = new ReverseProcess(predictor).Run([0], options with { EarlyExit = true });
-        Assert.Equal(2, early.ForwardPasses);
-        Assert.Equal([4, Eos, 4, 4, Eos, Eos, Eos, Eos, Eos, Eos, Eos, Eos], early.Sequences[0]);
+        Assert.Equal(1, early.ForwardPasses);
+        Assert.Equal([4, Eos, Eos, Eos, Eos, Eos, Eos, Eos, Eos, Eos, Eos, Eos], early.Sequences[0]);
         Assert.Equal([4], early.Answer().ToArray());
+    }
+
+    [Fact]
+    public void Early_exit_waits_for_the_masks_before_the_end_token()
+    {
+        // The end-of-turn at position 2 is the surest proposal, so it is committed first while positions 0 and 1 are
+        // still masked: the answer is not fixed until both are committed, one per step (they are the next surest).
+        var predictor = new FunctionPredictor(Vocab, Mask, (row, pos, logits) =>
+        {
+            logits.Clear();
+            int genPos = pos - 1;
+            if (genPos == 2) logits[Eot] = 9;
+            else logits[4 + pos % 3] = genPos switch { 0 => 8, 1 => 7, _ => 5 };
+        });
+        var options = Options(8, 8, 8) with { EndOfTurnTokenId = Eot };
+        var full = new ReverseProcess(predictor).Run([0], options);
+        var early = new ReverseProcess(predictor).Run([0], options with { EarlyExit = true });
+        Assert.Equal(8, full.ForwardPasses);
+        Assert.Equal(3, early.ForwardPasses);
+        Assert.Equal([5, 6, Eot, Eos, Eos, Eos, Eos, Eos], early.Sequences[0]);
+        Assert.Equal(full.Answer().ToArray(), early.Answer().ToArray());
+    }
+
+    public static TheoryData<int, int, int, double?, double?, int> EarlyExitCases => new()
+    {
+        { 16, 16, 16, null, null, 1 },
+        { 16, 8, 4, null, null, 2 },
+        { 24, 24, 8, null, null, 3 },
+        { 16, 1, 8, 0.3, null, 4 },
+        { 24, 1, 8, null, 2.0, 5 },
+        { 16, 16, 4, null, null, 6 },
+    };
+
+    [Theory]
+    [MemberData(nameof(EarlyExitCases))]
+    public void Early_exit_keeps_every_text_answer_and_never_adds_passes(int gen, int steps, int block, double? threshold,
+        double? factor, int salt)
+    {
+        // Hashed logits propose EOS and end-of-turn here and there; a batch of prompts covers rows settling early,
+        // late and never.
+        var predictor = Fakes.HashPredictor(salt: salt, record: false);
+        var options = Options(gen, steps, block) with { Threshold = threshold, Factor = factor, EndOfTurnTokenId = Eot };
+        int[][] prompts = [[1, 2], [3], [4, 5, 6], [7, 8], [9, 10, 11], [12]];
+        var full = new ReverseProcess(predictor).Run(prompts, options);
+        var early = new ReverseProcess(predictor).Run(prompts, options with { EarlyExit = true });
+        for (int r = 0; r < prompts.Length; r++)
+            Assert.Equal(full.Answer(r).ToArray(), early.Answer(r).ToArray());
+        Assert.True(early.ForwardPasses <= full.ForwardPasses);
+        Assert.DoesNotContain(Mask, early.Sequences.SelectMany(s => s));
     }
 
     [Fact]

@@ -226,6 +226,30 @@ public class GemmTests
         finally { Parallelism.ThreadCount = saved; }
     }
 
+    [Theory]
+    [InlineData(5, 37, 203)]
+    [InlineData(13, 64, 256)]
+    [InlineData(48, 29, 77)]
+    public void Small_m_bf16_products_equal_their_float32_widening_and_single_rows_bit_for_bit(int m, int n, int k)
+    {
+        // Several groups of x rows: the bf16 rows are widened once and shared; a single row widens them on the fly;
+        // float32 weights holding the same (exactly widened) values take neither route. All must agree to the bit.
+        var bf16 = new NumericsTestData.Weights(n, k, DType.BF16, seed: 31);
+        var f32 = new NumericsTestData.Weights(n, k, bf16.Values);
+        float[] x = NumericsTestData.Random(m * k, seed: 32);
+        var batched = new float[m * n];
+        Gemm.MultiplyTransposed(x, m, bf16.Matrix, batched);
+        var viaF32 = new float[m * n];
+        Gemm.MultiplyTransposed(x, m, f32.Matrix, viaF32);
+        Assert.Equal(viaF32, batched);
+        for (int i = 0; i < m; i++)
+        {
+            var row = new float[n];
+            Gemm.MultiplyTransposed(x.AsSpan(i * k, k), 1, bf16.Matrix, row);
+            Assert.Equal(row, batched.AsSpan(i * n, n).ToArray());
+        }
+    }
+
     [Fact]
     public void Steady_state_calls_do_not_allocate()
     {

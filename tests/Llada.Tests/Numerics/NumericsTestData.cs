@@ -21,6 +21,17 @@ internal static class NumericsTestData
         public readonly float[] Values;
         public readonly WeightMatrix Matrix;
 
+        /// <summary>float32 weights holding exactly <paramref name="values"/>.</summary>
+        public Weights(int rows, int cols, float[] values)
+        {
+            Assert.Equal(rows * cols, values.Length);
+            var f = GC.AllocateArray<float>(values.Length, pinned: true);
+            values.CopyTo(f, 0);
+            Values = (float[])values.Clone();
+            _storage = f;
+            Matrix = new WeightMatrix((void*)Marshal.UnsafeAddrOfPinnedArrayElement(_storage, 0), rows, cols, DType.F32);
+        }
+
         public Weights(int rows, int cols, DType dtype, int seed)
         {
             float[] source = Random(rows * cols, seed);
