@@ -5,6 +5,7 @@ using Llada.Diffusion;
 using Llada.Evaluation;
 using Llada.Model;
 using Llada.Numerics;
+using Llada.Numerics.Native;
 
 namespace Llada.Cli.Commands;
 
@@ -119,6 +120,7 @@ internal static class BenchCommand
                         repeat = r,
                         threads = Parallelism.ThreadCount,
                         dtype = predictor.Checkpoint.Describe().DTypeSummary,
+                        q8_kernel = predictor.Checkpoint.Describe().DTypeSummary.Contains("Q8_0") ? NativeKernels.Q8Kernel : null,
                         parameters = predictor.Checkpoint.ParameterCount,
                         active_parameters = predictor.Checkpoint.ActiveParameterCount,
                         moe = c.Moe is null ? null : $"{c.Moe.NumExperts} experts, top-{c.Moe.ExpertsPerToken}, width {c.Moe.ExpertIntermediateSize}",
@@ -127,6 +129,7 @@ internal static class BenchCommand
                 else
                 {
                     ctx.Output.WriteLine($"full forward ({b}x{t} tokens, logits everywhere): median {fullMs:0.0} ms, {gflops:0.0} GFLOP/s");
+                    if (predictor.Checkpoint.Describe().DTypeSummary.Contains("Q8_0")) ctx.Output.WriteLine($"q8 kernel: {NativeKernels.Q8Kernel}");
                     if (activeMs is not null)
                     {
                         ctx.Output.WriteLine($"active block ({activeLen} logit positions):       median {activeMs:0.0} ms");
