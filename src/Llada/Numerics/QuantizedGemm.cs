@@ -165,7 +165,7 @@ internal static unsafe class QuantizedGemm
     {
         ref Problem pr = ref *(Problem*)context;
         int j0 = item * PanelCols, cols = Math.Min(PanelCols, pr.N - j0), k = pr.K;
-        float* tile = stackalloc float[VnniQ8Kernel.MaxRows * PanelCols];
+        float* tile = stackalloc float[TileKernel.MaxRows * PanelCols];
         sbyte** xq = stackalloc sbyte*[TileRows];
         float** xs = stackalloc float*[TileRows];
         sbyte* panel = null;
@@ -220,16 +220,16 @@ internal static unsafe class QuantizedGemm
         var flip = Vector512.Create((byte)0x80);
         for (long p = 0; p < (long)pr.K * PanelCols; p += 64) (Vector512.Load((byte*)panel + p) ^ flip).Store((byte*)panel + p);
         long rowBytes = (long)pr.Blocks * VnniQ8Kernel.ActivationBlockBytes;
-        VnniQ8TileArgs args;
+        TileKernelArgs args;
         args.Panel = (byte*)panel;
         args.Scales = panelScales;
-        args.Blocks = pr.Blocks;
+        args.Steps = pr.Blocks;
         args.Tile = tile;
-        for (int i = 0; i < pr.M; i += VnniQ8Kernel.MaxRows)
+        for (int i = 0; i < pr.M; i += TileKernel.MaxRows)
         {
-            int rows = Math.Min(VnniQ8Kernel.MaxRows, pr.M - i);
+            int rows = Math.Min(TileKernel.MaxRows, pr.M - i);
             for (int r = 0; r < rows; r++) args.Rows[r] = (long)(pr.XQuants + (i + r) * rowBytes);
-            ((delegate* unmanaged[SuppressGCTransition]<VnniQ8TileArgs*, void>)pr.Native[rows - 1])(&args);
+            TileKernel.Call(pr.Native[rows - 1], &args);
             StoreTile(ref pr, i, rows, j0, cols, tile);
         }
     }

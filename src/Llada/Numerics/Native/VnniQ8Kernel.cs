@@ -1,27 +1,4 @@
-using System.Runtime.InteropServices;
-
 namespace Llada.Numerics.Native;
-
-/// <summary>
-/// Arguments of one emitted Q8_0 tile call, passed by pointer so both x86-64 calling conventions reduce to "first
-/// integer argument"; the layout is fixed because the code addresses the fields by offset.
-/// </summary>
-[StructLayout(LayoutKind.Sequential)]
-internal unsafe struct VnniQ8TileArgs
-{
-    /// <summary>The weight panel [k/4][32 columns][4 bytes], each byte stored as w + 128 (unsigned).</summary>
-    public byte* Panel;
-    /// <summary>Float32 weight block scales [blocks][32 columns].</summary>
-    public float* Scales;
-    /// <summary>Number of 32-wide blocks along k (at least 1).</summary>
-    public long Blocks;
-    /// <summary>Output tile [rows][32] float32.</summary>
-    public float* Tile;
-    /// <summary>Activation rows, each [blocks] x (32 int8 quants, int32 -128·Σquants, float32 scale) = 40 bytes a block.</summary>
-    public fixed long Rows[VnniQ8Kernel.MaxRows];
-    /// <summary>Where the kernel parks zmm6-zmm15 (callee-saved xmm6-15 on Windows) while it uses them.</summary>
-    public fixed byte Saved[10 * 64];
-}
 
 /// <summary>
 /// The Q8_0 tile kernel written with AVX512-VNNI, emitted as machine code at startup because .NET 10 has no
@@ -40,84 +17,60 @@ internal unsafe struct VnniQ8TileArgs
 /// (zmm12-23) in registers, two weight registers shared by all rows; one variant per row count 1..6.
 /// </para>
 /// </summary>
-internal static unsafe class VnniQ8Kernel
+internal static class VnniQ8Kernel
 {
-    /// <summary>Largest tile height.</summary>
-    public const int MaxRows = 6;
-    /// <summary>Columns per tile, two zmm of int32.</summary>
-    public const int Columns = 32;
     /// <summary>Bytes per activation block: 32 quants, the int32 correction, the float32 scale.</summary>
     public const int ActivationBlockBytes = 40;
     private const int CorrectionOffset = 32, ScaleOffset = 36;
 
-    private const int ColumnVectors = Columns / 16;
+    private const int Columns = TileKernel.Columns, ColumnVectors = TileKernel.ColumnVectors;
     private const int PanelBlockBytes = Q8Blocks.BlockSize * Columns; // 8 groups x 128 bytes
 
-    private static readonly Gpr[] RowRegisters = [Gpr.Rbx, Gpr.Rcx, Gpr.Rdx, Gpr.Rsi, Gpr.Rdi, Gpr.R8];
-    private static readonly Gpr Args = Gpr.Rax, Panel = Gpr.R9, Scales = Gpr.R10, Count = Gpr.R11;
     private static readonly Zmm Scale = new(26), Product = new(27);
     private static Zmm Int(int r, int c) => new(r * ColumnVectors + c);
     private static Zmm Float(int r, int c) => new(12 + r * ColumnVectors + c);
     private static Zmm Weight(int c) => new(24 + c);
 
-    private static readonly int PanelField = (int)Marshal.OffsetOf<VnniQ8TileArgs>(nameof(VnniQ8TileArgs.Panel));
-    private static readonly int ScalesField = (int)Marshal.OffsetOf<VnniQ8TileArgs>(nameof(VnniQ8TileArgs.Scales));
-    private static readonly int BlocksField = (int)Marshal.OffsetOf<VnniQ8TileArgs>(nameof(VnniQ8TileArgs.Blocks));
-    private static readonly int TileField = (int)Marshal.OffsetOf<VnniQ8TileArgs>(nameof(VnniQ8TileArgs.Tile));
-    private static readonly int RowsField = (int)Marshal.OffsetOf<VnniQ8TileArgs>(nameof(VnniQ8TileArgs.Rows));
-    private static readonly int SavedField = (int)Marshal.OffsetOf<VnniQ8TileArgs>(nameof(VnniQ8TileArgs.Saved));
-
     /// <summary>The machine code of the kernel for <paramref name="rows"/> (1..6) rows; <paramref name="windows"/> picks the calling convention.</summary>
     public static byte[] Emit(int rows, bool windows)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(rows, MaxRows);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(rows, TileKernel.MaxRows);
         var e = new X64Emitter();
-        // rbx (both ABIs), rsi and rdi (Windows) are callee-saved; pushing them on System V costs nothing that matters.
-        e.Push(Gpr.Rbx); e.Push(Gpr.Rsi); e.Push(Gpr.Rdi);
-        e.Mov(Args, windows ? Gpr.Rcx : Gpr.Rdi);
-        for (int i = 0; i < 10; i++) e.Store(new Mem(Args, SavedField + 64 * i), new Zmm(6 + i));
-        for (int r = 0; r < rows; r++) e.Mov(RowRegisters[r], new Mem(Args, RowsField + 8 * r));
-        e.Mov(Panel, new Mem(Args, PanelField));
-        e.Mov(Scales, new Mem(Args, ScalesField));
-        e.Mov(Count, new Mem(Args, BlocksField));
+        TileKernel.Enter(e, rows, windows);
+        Gpr[] row = TileKernel.RowRegisters;
+        Gpr panel = TileKernel.Panel, scales = TileKernel.Scales;
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < ColumnVectors; c++) e.Xor(Float(r, c), Float(r, c), Float(r, c));
 
         int loop = e.Position;
         for (int r = 0; r < rows; r++)
-            for (int c = 0; c < ColumnVectors; c++) e.Broadcast32(Int(r, c), new Mem(RowRegisters[r], CorrectionOffset));
+            for (int c = 0; c < ColumnVectors; c++) e.Broadcast32(Int(r, c), new Mem(row[r], CorrectionOffset));
         for (int g = 0; g < Q8Blocks.BlockSize / 4; g++)
         {
-            for (int c = 0; c < ColumnVectors; c++) e.Load(Weight(c), new Mem(Panel, g * 4 * Columns + 64 * c));
+            for (int c = 0; c < ColumnVectors; c++) e.Load(Weight(c), new Mem(panel, g * 4 * Columns + 64 * c));
             for (int r = 0; r < rows; r++)
                 for (int c = 0; c < ColumnVectors; c++)
-                    e.Vpdpbusd(Int(r, c), Weight(c), new Mem(RowRegisters[r], 4 * g, Broadcast: true));
+                    e.Vpdpbusd(Int(r, c), Weight(c), new Mem(row[r], 4 * g, Broadcast: true));
         }
         // f = fma(float(s), ws · xs, f), the managed kernel's operations in the same order.
         for (int r = 0; r < rows; r++)
         {
-            e.Broadcast32(Scale, new Mem(RowRegisters[r], ScaleOffset));
+            e.Broadcast32(Scale, new Mem(row[r], ScaleOffset));
             for (int c = 0; c < ColumnVectors; c++)
             {
-                e.Multiply(Product, Scale, new Mem(Scales, 64 * c));
+                e.Multiply(Product, Scale, new Mem(scales, 64 * c));
                 e.ConvertInt32ToSingle(Int(r, c), Int(r, c));
                 e.FusedMultiplyAdd231(Float(r, c), Int(r, c), Product);
             }
         }
-        e.Add(Panel, PanelBlockBytes);
-        e.Add(Scales, Columns * sizeof(float));
-        for (int r = 0; r < rows; r++) e.Add(RowRegisters[r], ActivationBlockBytes);
-        e.Dec(Count);
+        e.Add(panel, PanelBlockBytes);
+        e.Add(scales, Columns * sizeof(float));
+        for (int r = 0; r < rows; r++) e.Add(row[r], ActivationBlockBytes);
+        e.Dec(TileKernel.Count);
         e.Jnz(loop);
 
-        e.Mov(Panel, new Mem(Args, TileField));
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < ColumnVectors; c++) e.Store(new Mem(Panel, (r * Columns + 16 * c) * sizeof(float)), Float(r, c));
-        for (int i = 0; i < 10; i++) e.Load(new Zmm(6 + i), new Mem(Args, SavedField + 64 * i));
-        e.VZeroUpper();
-        e.Pop(Gpr.Rdi); e.Pop(Gpr.Rsi); e.Pop(Gpr.Rbx);
-        e.Ret();
+        TileKernel.Leave(e, rows, Float);
         return e.ToArray();
     }
 
@@ -127,30 +80,6 @@ internal static unsafe class VnniQ8Kernel
     /// <summary>Why the kernels are off (null when they are on).</summary>
     public static string? Unavailable => Lazy.Value.Reason;
 
-    private static readonly Lazy<(nint[]? Entries, string? Reason)> Lazy = new(Create);
-
-    private static (nint[]?, string?) Create()
-    {
-        if (!NativeKernels.Enabled) return (null, $"{NativeKernels.EnvironmentVariable}=0");
-        if (!Environment.Is64BitProcess || RuntimeInformation.ProcessArchitecture != Architecture.X64) return (null, "not an x86-64 process");
-        if (!CpuFeatures.Avx512Vnni) return (null, "the CPU (or OS) lacks AVX512_VNNI");
-        try
-        {
-            bool windows = OperatingSystem.IsWindows();
-            var code = new List<byte>();
-            var offsets = new int[MaxRows];
-            for (int rows = 1; rows <= MaxRows; rows++)
-            {
-                while (code.Count % 64 != 0) code.Add(0xCC); // int3 padding; entries on cache lines
-                offsets[rows - 1] = code.Count;
-                code.AddRange(Emit(rows, windows));
-            }
-            byte* pages = ExecutableMemory.Create(code.ToArray());
-            return (offsets.Select(o => (nint)(pages + o)).ToArray(), null);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or PlatformNotSupportedException or DllNotFoundException or EntryPointNotFoundException)
-        {
-            return (null, ex.Message);
-        }
-    }
+    private static readonly Lazy<(nint[]? Entries, string? Reason)> Lazy =
+        new(() => TileKernel.Create(CpuFeatures.Avx512Vnni, "AVX512_VNNI", Emit));
 }
