@@ -39,7 +39,7 @@ internal static unsafe class QuantizedGemm
     internal static bool UseNative = VnniQ8Kernel.EntryPoints is not null;
 
     private const int B = Q8Blocks.BlockSize;
-    private const int PanelCols = 32;
+    internal const int PanelCols = 32;
     private const int TileRows = 4;
 
     private struct Problem
@@ -198,17 +198,18 @@ internal static unsafe class QuantizedGemm
                 else Kernel<OneRow>(panel, panelScales, pr.Blocks, xq, xs, tile);
             }
             else ScalarTile(ref pr, j0, cols, xq, xs, tile);
-            StoreTile(ref pr, i, rows, j0, cols, tile);
+            StoreTile(pr.Y, pr.N, pr.Accumulate, i, rows, j0, cols, tile);
         }
     }
 
-    private static void StoreTile(ref Problem pr, int i, int rows, int j0, int cols, float* tile)
+    /// <summary>Y[i.., j0..] (+)= a [rows][32] tile, the first <paramref name="cols"/> columns of it.</summary>
+    internal static void StoreTile(float* y, int n, bool accumulate, int i, int rows, int j0, int cols, float* tile)
     {
         for (int r = 0; r < rows; r++)
         {
-            float* yr = pr.Y + (long)(i + r) * pr.N + j0;
+            float* yr = y + (long)(i + r) * n + j0;
             float* tr = tile + r * PanelCols;
-            if (pr.Accumulate) for (int c = 0; c < cols; c++) yr[c] += tr[c];
+            if (accumulate) for (int c = 0; c < cols; c++) yr[c] += tr[c];
             else new ReadOnlySpan<float>(tr, cols).CopyTo(new Span<float>(yr, cols));
         }
     }
@@ -230,7 +231,7 @@ internal static unsafe class QuantizedGemm
             int rows = Math.Min(TileKernel.MaxRows, pr.M - i);
             for (int r = 0; r < rows; r++) args.Rows[r] = (long)(pr.XQuants + (i + r) * rowBytes);
             TileKernel.Call(pr.Native[rows - 1], &args);
-            StoreTile(ref pr, i, rows, j0, cols, tile);
+            StoreTile(pr.Y, pr.N, pr.Accumulate, i, rows, j0, cols, tile);
         }
     }
 
@@ -240,12 +241,8 @@ internal static unsafe class QuantizedGemm
     /// </summary>
     private static void Pack(ref Problem pr, int j0, int cols, sbyte* panel, float* scales)
     {
-        int k = pr.K, blocks = pr.Blocks;
-        sbyte** rows = stackalloc sbyte*[PanelCols];
-        for (int c = 0; c < PanelCols; c++) rows[c] = pr.W + (long)(j0 + Math.Min(c, cols - 1)) * k;
-        for (int half = 0; half < 2; half++)
-            for (int b = 0; b < blocks; b++)
-                TransposeBlock(rows + half * 16, b * B, (int*)panel + b * 8 * PanelCols + half * 16);
+        int blocks = pr.Blocks;
+        PackPanel(pr.W, pr.K, j0, cols, panel);
         for (int c = 0; c < PanelCols; c++)
         {
             Half* rowScales = pr.WScales + (long)(j0 + Math.Min(c, cols - 1)) * blocks;
@@ -254,11 +251,26 @@ internal static unsafe class QuantizedGemm
     }
 
     /// <summary>
+    /// Interleaves 32 rows of <paramref name="rowBytes"/> bytes (a multiple of 32) starting at row j0 into
+    /// panel[(g * 32 + c) * 4 + t] = byte 4g + t of row j0 + c: 4-byte groups of 32 rows side by side, what one
+    /// 64-byte load of 16 columns needs (4 int8 weights, or 2 bf16 weights, per column). Rows past
+    /// <paramref name="cols"/> repeat the last one.
+    /// </summary>
+    internal static void PackPanel(sbyte* w, long rowBytes, int j0, int cols, sbyte* panel)
+    {
+        sbyte** rows = stackalloc sbyte*[PanelCols];
+        for (int c = 0; c < PanelCols; c++) rows[c] = w + (j0 + Math.Min(c, cols - 1)) * rowBytes;
+        for (int half = 0; half < 2; half++)
+            for (long b = 0; b < rowBytes / 32; b++)
+                TransposeBlock(rows + half * 16, b * 32, (int*)panel + b * 8 * PanelCols + half * 16);
+    }
+
+    /// <summary>
     /// One block of 16 rows as a 16 x 8 matrix of 4-byte groups, transposed: dst[g * 32 + c] = group g of row c.
     /// Each 512-bit register holds rows c and c + 8, so one 8 x 8 transpose (unpack 32, unpack 64, 128-bit
     /// permute) runs in both 256-bit halves at once and leaves columns 0..15 of a group in order.
     /// </summary>
-    private static void TransposeBlock(sbyte** rows, int offset, int* dst)
+    private static void TransposeBlock(sbyte** rows, long offset, int* dst)
     {
         Vector512<int> Row(int c) => Vector512.Create(Vector256.Load(rows[c] + offset), Vector256.Load(rows[c + 8] + offset)).AsInt32();
         Vector512<int> r0 = Row(0), r1 = Row(1), r2 = Row(2), r3 = Row(3), r4 = Row(4), r5 = Row(5), r6 = Row(6), r7 = Row(7);
