@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ref_layers import as_torch, load_checkpoint, rms_norm, rope, swiglu  # noqa: E402
 from safetensors_io import f32_to_bf16_bits, read_checkpoint_tensors, write_safetensors  # noqa: E402
 
 torch.set_num_threads(1)  # one thread: identical float64 sums on every rerun
@@ -48,7 +49,7 @@ class LladaReference:
         self.head_dim = self.d // self.n_heads
         self.eps = config["rms_norm_eps"]
         self.theta = config["rope_theta"]
-        self.w = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}
+        self.w = as_torch(tensors)
         emb = config.get("embedding_size") or config["vocab_size"]
         if self.w[PREFIX + "wte.weight"].shape != (emb, self.d):
             raise ValueError(f"wte.weight shape {tuple(self.w[PREFIX + 'wte.weight'].shape)} != {(emb, self.d)}")
@@ -56,23 +57,10 @@ class LladaReference:
 
     @staticmethod
     def load(directory):
-        with open(os.path.join(directory, "config.json")) as f:
-            config = json.load(f)
-        return LladaReference(config, read_checkpoint_tensors(directory))
+        return LladaReference(*load_checkpoint(directory))
 
     def _rms(self, x, weight):
-        return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + self.eps) * weight
-
-    def _rope(self, x, positions):
-        # x: [B, heads, T, D]. Rotate-half pairing of the first and second half of each head.
-        d = self.head_dim
-        j = torch.arange(d // 2, dtype=torch.float64)
-        inv_freq = self.theta ** (-2.0 * j / d)
-        angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]
-        angles = torch.cat([angles, angles], dim=-1)  # [T, D]
-        x1, x2 = x[..., : d // 2], x[..., d // 2 :]
-        rotated = torch.cat([-x2, x1], dim=-1)
-        return x * torch.cos(angles) + rotated * torch.sin(angles)
+        return rms_norm(x, weight, self.eps)
 
     def forward(self, input_ids, key_mask=None, store=None, window=None, cached=None):
         """input_ids: [B, T] ints; key_mask: [B, T] bools (True = real token) or None. Returns [B, T, E] float64.
@@ -97,8 +85,8 @@ class LladaReference:
             q = (x @ self.w[p + "q_proj.weight"].T).view(b, w, nh, hd).transpose(1, 2)
             k = (x @ self.w[p + "k_proj.weight"].T).view(b, w, nkv, hd).transpose(1, 2)
             v = (x @ self.w[p + "v_proj.weight"].T).view(b, w, nkv, hd).transpose(1, 2)
-            q = self._rope(q, positions)
-            k = self._rope(k, positions)
+            q = rope(q, positions, self.theta)
+            k = rope(k, positions, self.theta)
             if cached is not None:
                 ck, cv = cached[i]
                 k = torch.cat([ck[:, :, :s], k, ck[:, :, e:]], dim=2)
@@ -115,9 +103,7 @@ class LladaReference:
             attn = attn.transpose(1, 2).reshape(b, w, nh * hd)
             h = h + attn @ self.w[p + "attn_out.weight"].T
             x = self._rms(h, self.w[p + "ff_norm.weight"])
-            gate = x @ self.w[p + "ff_proj.weight"].T
-            up = x @ self.w[p + "up_proj.weight"].T
-            h = h + (torch.nn.functional.silu(gate) * up) @ self.w[p + "ff_out.weight"].T
+            h = h + swiglu(x, self.w[p + "ff_proj.weight"], self.w[p + "up_proj.weight"], self.w[p + "ff_out.weight"])
         h = self._rms(h, self.w[PREFIX + "ln_f.weight"])
         return h @ self.head.T
 
@@ -717,13 +703,8 @@ def selftest(root):
         directory = os.path.join(root, spec["name"])
         model = LladaReference.load(directory)
         tensors = read_checkpoint_tensors(directory)
-        with open(os.path.join(directory, "expected_logits.json")) as f:
-            cases = json.load(f)["cases"]
-        for case in cases:
+        for case in check_reloaded_logits(model, directory, spec["name"]):
             km = case["key_mask"]
-            got = model.forward(case["input_ids"], None if km is None else [[bool(v) for v in r] for r in km])
-            if got.tolist() != case["logits"]:
-                raise AssertionError(f"{spec['name']}/{case['name']}: reloaded logits differ from the file")
             for b, row in enumerate(case["input_ids"]):
                 naive = naive_forward(model.config, tensors, row, None if km is None else km[b])
                 ref = np.array(case["logits"][b])
@@ -732,21 +713,34 @@ def selftest(root):
                 worst = max(worst, err)
                 if err > 1e-12:
                     raise AssertionError(f"{spec['name']}/{case['name']} row {b}: naive forward differs ({err:.2e})")
-        with open(os.path.join(directory, "expected_generate.json")) as f:
-            gens = json.load(f)["cases"]
-        for case in gens:
+        replay_trajectories(model, directory, spec["name"])
+    return {"max_relative_difference_naive_vs_torch": worst}
+
+
+def check_reloaded_logits(model, directory, name):
+    """Runs every case of expected_logits.json again; the logits must equal the stored ones exactly. Returns the cases."""
+    with open(os.path.join(directory, "expected_logits.json")) as f:
+        cases = json.load(f)["cases"]
+    for case in cases:
+        km = case["key_mask"]
+        got = model.forward(case["input_ids"], None if km is None else [[bool(v) for v in r] for r in km])
+        if got.tolist() != case["logits"]:
+            raise AssertionError(f"{name}/{case['name']}: reloaded logits differ from the file")
+    return cases
+
+
+def replay_trajectories(model, directory, name):
+    """Replays expected_generate.json and, when present, expected_generate_cached.json: every trajectory must match."""
+    for file, what in (("expected_generate.json", "trajectory"), ("expected_generate_cached.json", "cached trajectory")):
+        path = os.path.join(directory, file)
+        if not os.path.exists(path) and what == "cached trajectory":
+            continue  # written separately, by make-cached-fixtures
+        with open(path) as f:
+            cases = json.load(f)["cases"]
+        for case in cases:
             tokens, trace, _ = generate(model, case["prompt_ids"], case["options"], model.config["mask_token_id"])
             if tokens != case["token_ids"] or trace != case["steps"]:
-                raise AssertionError(f"{spec['name']}/{case['name']}: replayed trajectory differs")
-        cached_path = os.path.join(directory, "expected_generate_cached.json")
-        if os.path.exists(cached_path):
-            with open(cached_path) as f:
-                cached = json.load(f)["cases"]
-            for case in cached:
-                tokens, trace, _ = generate(model, case["prompt_ids"], case["options"], model.config["mask_token_id"])
-                if tokens != case["token_ids"] or trace != case["steps"]:
-                    raise AssertionError(f"{spec['name']}/{case['name']}: replayed cached trajectory differs")
-    return {"max_relative_difference_naive_vs_torch": worst}
+                raise AssertionError(f"{name}/{case['name']}: replayed {what} differs")
 
 
 def _ids(s):

@@ -22,8 +22,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from llada_ref import (  # noqa: E402
-    MaskPredictedError, cached_cases, dump_json, generate, generate_cases, logits_cases, margin_problems, quantize, run_case)
-from safetensors_io import read_checkpoint_tensors, write_safetensors  # noqa: E402
+    MaskPredictedError, cached_cases, check_reloaded_logits, dump_json, generate, generate_cases, logits_cases, margin_problems,
+    quantize, replay_trajectories, run_case)
+from ref_layers import as_torch, load_checkpoint, rms_norm, rope, swiglu  # noqa: E402
+from safetensors_io import write_safetensors  # noqa: E402
 
 torch.set_num_threads(1)
 torch.set_default_dtype(torch.float64)
@@ -52,30 +54,19 @@ class MoeReference:
         self.theta = config["rope_theta"]
         self.k = config["num_experts_per_tok"]
         self.moe = moe_layers(config)
-        self.w = {n: torch.from_numpy(np.ascontiguousarray(v)) for n, v in tensors.items()}
+        self.w = as_torch(tensors)
         self.head = self.w["model.embed_tokens.weight"] if config["tie_word_embeddings"] else self.w["lm_head.weight"]
         self.min_router_gap = math.inf
 
     @staticmethod
     def load(directory):
-        with open(os.path.join(directory, "config.json")) as f:
-            config = json.load(f)
-        return MoeReference(config, read_checkpoint_tensors(directory))
+        return MoeReference(*load_checkpoint(directory))
 
     def _rms(self, x, weight):
-        return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + self.eps) * weight
+        return rms_norm(x, weight, self.eps)
 
-    def _rope(self, x, positions):
-        d = self.hd
-        inv = self.theta ** (-2.0 * torch.arange(d // 2, dtype=torch.float64) / d)
-        ang = positions.to(torch.float64)[:, None] * inv[None, :]
-        ang = torch.cat([ang, ang], -1)
-        rot = torch.cat([-x[..., d // 2:], x[..., : d // 2]], -1)
-        return x * torch.cos(ang) + rot * torch.sin(ang)
-
-    @staticmethod
-    def _swiglu(x, p, w):
-        return (torch.nn.functional.silu(x @ w[p + "gate_proj.weight"].T) * (x @ w[p + "up_proj.weight"].T)) @ w[p + "down_proj.weight"].T
+    def _swiglu(self, x, p):
+        return swiglu(x, self.w[p + "gate_proj.weight"], self.w[p + "up_proj.weight"], self.w[p + "down_proj.weight"])
 
     def _sparse_mlp(self, x, i):
         """x: [N, d]. Softmax router, top-k, weights not renormalised unless norm_topk_prob."""
@@ -93,9 +84,9 @@ class MoeReference:
         for e in range(self.c["num_experts"]):
             rows, slot = torch.nonzero(top_e == e, as_tuple=True)
             if len(rows):
-                out[rows] += top_w[rows, slot][:, None] * self._swiglu(x[rows], f"{p}experts.{e}.", self.w)
+                out[rows] += top_w[rows, slot][:, None] * self._swiglu(x[rows], f"{p}experts.{e}.")
         if self.c.get("shared_expert_intermediate_size"):
-            out = out + self._swiglu(x, p + "shared_experts.", self.w)
+            out = out + self._swiglu(x, p + "shared_experts.")
         return out
 
     def forward(self, input_ids, key_mask=None, store=None, window=None, cached=None):
@@ -118,8 +109,8 @@ class MoeReference:
             if self.c.get("qk_layernorm", True):
                 q = self._rms(q, self.w[a + "q_norm.weight"])
                 k = self._rms(k, self.w[a + "k_norm.weight"])
-            q = self._rope(q.transpose(1, 2), positions)
-            k = self._rope(k.transpose(1, 2), positions)
+            q = rope(q.transpose(1, 2), positions, self.theta)
+            k = rope(k.transpose(1, 2), positions, self.theta)
             if cached is not None:
                 ck, cv = cached[i]
                 k = torch.cat([ck[:, :, :s0], k, ck[:, :, e0:]], dim=2)
@@ -137,7 +128,7 @@ class MoeReference:
             if self.moe[i]:
                 h = h + self._sparse_mlp(x.reshape(b * t, self.d), i).view(b, t, self.d)
             else:
-                h = h + self._swiglu(x, p + "mlp.", self.w)
+                h = h + self._swiglu(x, p + "mlp.")
         return self._rms(h, self.w["model.norm.weight"]) @ self.head.T
 
 
@@ -330,13 +321,7 @@ def selftest(root):
     for spec in FIXTURES:
         directory = os.path.join(root, spec["name"])
         model = MoeReference.load(directory)
-        with open(os.path.join(directory, "expected_logits.json")) as f:
-            cases = json.load(f)["cases"]
-        for case in cases:
-            km = case["key_mask"]
-            got = model.forward(case["input_ids"], None if km is None else [[bool(v) for v in r] for r in km])
-            if got.tolist() != case["logits"]:
-                raise AssertionError(f"{spec['name']}/{case['name']}: reloaded logits differ from the file")
+        check_reloaded_logits(model, directory, spec["name"])
         # The sparse MLP against the all-experts loop on random states.
         x = np.random.RandomState(5).standard_normal((7, model.d))
         for i, is_moe in enumerate(model.moe):
@@ -344,15 +329,7 @@ def selftest(root):
                 a = model._sparse_mlp(torch.from_numpy(x), i).numpy()
                 b = loop_forward_mlp(model, x, i)
                 worst = max(worst, float(np.abs(a - b).max() / np.abs(b).max()))
-        with open(os.path.join(directory, "expected_generate.json")) as f:
-            gens = json.load(f)["cases"]
-        with open(os.path.join(directory, "expected_generate_cached.json")) as f:
-            gens += json.load(f)["cases"]
-        if True:
-            for case in gens:
-                tokens, trace, _ = generate(model, case["prompt_ids"], case["options"], model.c["mask_token_id"])
-                if tokens != case["token_ids"] or trace != case["steps"]:
-                    raise AssertionError(f"{spec['name']}/{case['name']}: replayed trajectory differs")
+        replay_trajectories(model, directory, spec["name"])
     if worst > 1e-12:
         raise AssertionError(f"sparse MLP differs from the all-experts loop ({worst:.2e})")
     return {"max_relative_difference_sparse_vs_loop": worst}

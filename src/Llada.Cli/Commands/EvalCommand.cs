@@ -71,6 +71,9 @@ internal static class EvalCommand
             if (files.Length == 0) throw new ArgumentException("give --tasks FILE... to evaluate, or --compare a.json b.json to compare reports");
             int? lim = parse.GetValue(limit);
             if (lim is < 1) throw new ArgumentException($"--limit must be at least 1 (got {lim})");
+            if (parse.GetValue(mcNum) is var mc and < 1) throw new ArgumentException($"--mc-num must be at least 1 (got {mc})");
+            if (parse.GetValue(batchSize) is var bs and < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {bs})");
+            if (parse.GetValue(maxContext) is { } context and < 2) throw new ArgumentException($"--max-context must be at least 2 tokens (got {context})");
             ModelSource.ApplyThreads(parse.GetValue(threads));
             // Report paths are checked up front: a long evaluation must not end in "Is a directory".
             RequireFilePath(parse.GetValue(output), "--out", "report.json");

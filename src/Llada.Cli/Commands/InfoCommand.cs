@@ -93,7 +93,7 @@ internal static class InfoCommand
             o.WriteLine($"vocabulary     {c.VocabSize} (embedding rows {c.EmbeddingSize}), weight tying {(c.WeightTying ? "on" : "off")}");
             o.WriteLine($"context        {c.MaxSequenceLength} tokens, rope_theta {c.RopeTheta}");
             o.WriteLine($"special ids    mask {c.MaskTokenId}, eos {c.EosTokenId}, pad {c.PadTokenId}");
-            o.WriteLine($"activations    ~{Units.Bytes((long)c.MaxSequenceLength * (4L * c.DModel + 2L * c.MlpHiddenSize) * sizeof(float))} per sequence at full length; K/V {Units.Bytes(kvBytesPerToken)} per token");
+            o.WriteLine($"activations    ~{Units.Bytes((long)c.MaxSequenceLength * (4L * c.DModel + 2L * c.DenseMlpWidth) * sizeof(float))} per sequence at full length; K/V {Units.Bytes(kvBytesPerToken)} per token");
             o.WriteLine($"tokenizer      {(d.HasTokenizer ? "tokenizer.json present" : "none (use token ids)")}");
             if (d.UnexpectedTensors.Count > 0)
                 o.WriteLine($"warning        {d.UnexpectedTensors.Count} tensor(s) not used by the model, e.g. {d.UnexpectedTensors[0]}");

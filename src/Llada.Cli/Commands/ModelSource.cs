@@ -29,6 +29,9 @@ internal static class ModelSource
         Description = "Print one JSON object instead of human-readable text.",
     };
 
+    /// <summary>--overwrite, for the commands that refuse an existing --out without it.</summary>
+    public static Option<bool> OverwriteOption() => new("--overwrite") { Description = "Replace --out if it exists." };
+
     /// <summary>Resolves --model: the given directory, else $LLADA_MODEL, else the embedded default.</summary>
     public static string Resolve(string? model)
     {

@@ -30,7 +30,8 @@ internal static class PlotCommand
         var title = new Option<string>("--title") { Description = "Chart title.", DefaultValueFactory = _ => "" };
         var xLabel = new Option<string?>("--xlabel") { Description = "x axis label (default: the --x column)." };
         var yLabel = new Option<string?>("--ylabel") { Description = "y axis label (default: the --y column when there is one)." };
-        var output = new Option<string>("--out", "-o") { Description = "SVG file to write.", Required = true };
+        var output = new Option<string>("--out", "-o") { Description = "SVG file to write. Must not exist unless --overwrite.", Required = true };
+        var overwrite = ModelSource.OverwriteOption();
         var command = new Command("plot",
             "Draw an SVG chart (no scripts or external resources) from columns of a CSV file: lines over a numeric x, or grouped bars " +
             "over categories, one series per --y column or per value of --series.\n\n" +
@@ -38,10 +39,13 @@ internal static class PlotCommand
             "  llada plot --csv ablation.csv --x steps --y accuracy --series remasking --log-x --out steps.svg\n" +
             "  llada plot --csv reversal.csv --kind bar --x direction --y accuracy --series model --out reversal.svg\n" +
             "  llada plot --csv variance.csv --x mc_num --y std_eq6 std_t --log-x --log-y --out variance.svg");
-        foreach (var option in new Option[] { csv, x, y, series, error, kind, logX, logY, title, xLabel, yLabel, output })
+        foreach (var option in new Option[] { csv, x, y, series, error, kind, logX, logY, title, xLabel, yLabel, output, overwrite })
             command.Options.Add(option);
         CliAction.Set(command, (parse, ctx, _) =>
         {
+            string path = parse.GetValue(output)!;
+            if (Directory.Exists(path)) throw new IOException($"--out '{path}' is a directory; give a file name, e.g. {Path.Combine(path, "chart.svg")}");
+            if (File.Exists(path) && !parse.GetValue(overwrite)) throw new IOException($"--out '{path}' already exists (use --overwrite to replace it)");
             var table = CsvTable.Load(parse.GetValue(csv)!);
             string xName = parse.GetValue(x)!;
             string[] yNames = parse.GetValue(y) ?? [];
@@ -98,7 +102,6 @@ internal static class PlotCommand
                 }
                 svg = chart.Render();
             }
-            string path = parse.GetValue(output)!;
             File.WriteAllText(path, svg);
             ctx.Output.WriteLine($"wrote {path}: {groups.Count} series, {table.Rows.Count} rows");
             return Task.FromResult(0);

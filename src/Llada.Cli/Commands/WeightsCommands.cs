@@ -20,8 +20,6 @@ internal static class WeightsCommands
         Required = true,
     };
 
-    private static Option<bool> OverwriteOption() => new("--overwrite") { Description = "Replace --out if it exists." };
-
     private static Command Quantize()
     {
         var model = ModelSource.ModelOption(required: true);
@@ -33,7 +31,7 @@ internal static class WeightsCommands
         };
         var keepHead = new Option<bool>("--keep-head-float") { Description = "With q8: leave the LM head (ff_out) in its float type." };
         var output = OutOption();
-        var overwrite = OverwriteOption();
+        var overwrite = ModelSource.OverwriteOption();
         var command = new Command("quantize",
             "Write a copy of a model with its weights in another type, converted tensor by tensor (memory use stays flat), with " +
             "config.json and the tokenizer files. The result loads like any model directory; the Q8_0 layout is in docs/quantization.md.\n" +
@@ -72,7 +70,7 @@ internal static class WeightsCommands
         var dtype = new Option<string>("--dtype") { Description = "f32, bf16, f16 or q8 (Q8_0 matrices, bf16 embedding and norms).", DefaultValueFactory = _ => "bf16" };
         var seed = new Option<int>("--seed") { Description = "Seed of the random weights.", DefaultValueFactory = _ => 0 };
         var output = OutOption();
-        var overwrite = OverwriteOption();
+        var overwrite = ModelSource.OverwriteOption();
         var command = new Command("synth",
             "Write a random-weight checkpoint of a given shape, streamed to disk tensor by tensor (an 8B model never sits in memory), " +
             "for speed and memory measurements without downloading real weights. Matrices are uniform with std 0.02, norms 1.\n" +

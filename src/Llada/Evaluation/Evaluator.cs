@@ -51,7 +51,7 @@ public sealed class Evaluator
         if (!double.IsFinite(options.CfgScale) || options.CfgScale < 0) throw new ArgumentException($"cfg_scale must be finite and >= 0 (got {options.CfgScale})");
         if (options.CfgScale > 0 && model.Kind == ModelKind.Autoregressive)
             throw new ArgumentException("cfg_scale applies to diffusion models; an autoregressive model's likelihood is exact");
-        if (options.MaxContext is < 2) throw new ArgumentException($"max context must be at least 2 tokens (got {options.MaxContext})");
+        if (options.MaxContext is < 2) throw new ArgumentException($"max_context must be at least 2 tokens (got {options.MaxContext})");
         if (model.Kind == ModelKind.Diffusion) _elbo = new ElboLikelihood(model.Predictor);
         else _exact = new AutoregressiveLikelihood(model.Predictor);
     }

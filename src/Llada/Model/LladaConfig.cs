@@ -65,6 +65,10 @@ public sealed record LladaConfig
 
     /// <summary>Head dimension, d_model / n_heads.</summary>
     public int HeadDim => DModel / NHeads;
+
+    /// <summary>Width of the dense SwiGLU MLP that some layer runs: <see cref="MlpHiddenSize"/>, or 0 when every layer
+    /// is MoE (LLaDA-MoE-7B-A1B states a dense_intermediate_size that no layer uses).</summary>
+    public int DenseMlpWidth => Moe is { } moe && moe.MoeLayerCount == NLayers ? 0 : MlpHiddenSize;
 }
 
 /// <summary>

@@ -316,7 +316,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
         {
             Tokens = tokens;
             SelectedRowCount = selectedRows;
-            int n = tokens, s = Math.Max(selectedRows, 1), d = c.DModel, kvd = c.NKvHeads * c.HeadDim, mlp = c.MlpHiddenSize;
+            int n = tokens, s = Math.Max(selectedRows, 1), d = c.DModel, kvd = c.NKvHeads * c.HeadDim, mlp = c.DenseMlpWidth;
             H = new float[n * d]; X = new float[n * d]; Q = new float[n * d]; Att = new float[n * d];
             K = new float[n * kvd]; V = new float[n * kvd];
             Gate = new float[n * mlp]; Up = new float[n * mlp];

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Llada.Diffusion;
 
 namespace Llada.Training;
@@ -150,22 +149,14 @@ public sealed class PreferenceTrainer : ITrainer
     public StepMetrics TrainStep(Func<long, TokenBatch> nextBatch)
     {
         ArgumentNullException.ThrowIfNull(nextBatch);
-        long start = Stopwatch.GetTimestamp(), tokens = 0;
-        double loss = 0;
-        Model.ZeroGradients();
-        Model.RouterLossScale = 1.0 / Accumulation; // MoE router losses count once per step, as in Trainer.TrainStep
-        for (int micro = 0; micro < Accumulation; micro++)
+        var metrics = Trainer.OptimizerStep(Model, Optimizer, Schedule, Accumulation, MaxGradNorm, Step, index =>
         {
-            TokenBatch data = nextBatch(Step * Accumulation + micro);
+            TokenBatch data = nextBatch(index);
             var result = Accumulate(data, 1.0 / (data.Batch / 2 * Accumulation));
-            loss += result.Loss;
-            tokens += result.Tokens;
-        }
-        double norm = AdamW.ClipGradientNorm(Model.Gradients, MaxGradNorm);
-        double lr = Schedule.At(Step);
-        Optimizer.Update(Model.Parameters, Model.Gradients, lr);
-        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        return new StepMetrics(Step++, loss, lr, norm, tokens, tokens / seconds);
+            return (result.Loss, result.Tokens);
+        });
+        Step++;
+        return metrics;
     }
 
     /// <summary>Writes the step, the optimiser moments and the random state of timesteps and masks.</summary>

@@ -56,25 +56,43 @@ public sealed class Trainer : ITrainer
     public StepMetrics TrainStep(Func<long, TokenBatch> nextBatch)
     {
         ArgumentNullException.ThrowIfNull(nextBatch);
-        long start = Stopwatch.GetTimestamp(), tokens = 0;
-        double loss = 0;
-        Model.ZeroGradients();
-        Model.RouterLossScale = 1.0 / Accumulation; // MoE router losses count once per step, like the cross-entropy
-        for (int micro = 0; micro < Accumulation; micro++)
+        var metrics = OptimizerStep(Model, Optimizer, Schedule, Accumulation, MaxGradNorm, Step, index =>
         {
-            TokenBatch data = nextBatch(Step * Accumulation + micro);
+            TokenBatch data = nextBatch(index);
             Objective.Prepare(data.Tokens.Span, data.Batch, data.SeqLen, data.PromptLengths.Span, _batch);
             // Averaging over micro-batches is folded into the per-position weights.
             System.Numerics.Tensors.TensorPrimitives.Multiply(_batch.Weights, 1f / Accumulation, _batch.Weights);
-            loss += Model.Forward(_batch.Input, _batch.Batch, _batch.SeqLen, _batch.Causal, default, _batch.Positions, _batch.Targets, _batch.Weights);
+            double loss = Model.Forward(_batch.Input, _batch.Batch, _batch.SeqLen, _batch.Causal, default, _batch.Positions, _batch.Targets, _batch.Weights);
             Model.Backward();
-            tokens += (long)_batch.Batch * _batch.SeqLen;
+            return (loss, (long)_batch.Batch * _batch.SeqLen);
+        });
+        Step++;
+        return metrics;
+    }
+
+    /// <summary>
+    /// One optimiser step of a training loop: zero the gradients, accumulate <paramref name="accumulation"/>
+    /// micro-batches (<paramref name="microBatch"/> gets the global micro-batch index, adds its gradient already
+    /// divided by the accumulation, and returns its loss and input tokens), clip, take an AdamW step at the scheduled rate.
+    /// </summary>
+    internal static StepMetrics OptimizerStep(TrainableModel model, AdamW optimizer, LearningRateSchedule schedule, int accumulation,
+        double maxGradNorm, long step, Func<long, (double Loss, long Tokens)> microBatch)
+    {
+        long start = Stopwatch.GetTimestamp(), tokens = 0;
+        double loss = 0;
+        model.ZeroGradients();
+        model.RouterLossScale = 1.0 / accumulation; // MoE router losses count once per step, like the main loss
+        for (int micro = 0; micro < accumulation; micro++)
+        {
+            var result = microBatch(step * accumulation + micro);
+            loss += result.Loss;
+            tokens += result.Tokens;
         }
-        double norm = AdamW.ClipGradientNorm(Model.Gradients, MaxGradNorm);
-        double lr = Schedule.At(Step);
-        Optimizer.Update(Model.Parameters, Model.Gradients, lr);
+        double norm = AdamW.ClipGradientNorm(model.Gradients, maxGradNorm);
+        double lr = schedule.At(step);
+        optimizer.Update(model.Parameters, model.Gradients, lr);
         double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        return new StepMetrics(Step++, loss, lr, norm, tokens, tokens / seconds);
+        return new StepMetrics(step, loss, lr, norm, tokens, tokens / seconds);
     }
 
     /// <summary>Runs <paramref name="steps"/> steps, reporting each; cancellation is honoured between steps.</summary>

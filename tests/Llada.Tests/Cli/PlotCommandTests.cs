@@ -49,6 +49,28 @@ public sealed class PlotCommandTests : IDisposable
         Assert.Equal(3, doc.Descendants(Svg + "line").Count(l => l.Attribute("stroke")?.Value == "#222")); // se 0 draws none
     }
 
+    [Fact]
+    public async Task An_existing_out_file_is_replaced_only_with_overwrite()
+    {
+        string csv = Csv("x,y", "1,2", "2,3");
+        string svg = Path.Combine(_dir, "d.svg");
+        File.WriteAllText(svg, "earlier chart");
+        var (exit, _, stderr) = await CliTestHost.Run("plot", "--csv", csv, "--x", "x", "--y", "y", "--out", svg);
+        Assert.Equal(1, exit);
+        Assert.Contains($"--out '{svg}' already exists (use --overwrite to replace it)", stderr);
+        Assert.Equal("earlier chart", File.ReadAllText(svg));
+
+        (exit, _, stderr) = await CliTestHost.Run("plot", "--csv", csv, "--x", "x", "--y", "y", "--out", svg, "--overwrite");
+        Assert.True(exit == 0, stderr);
+        Assert.Single(XDocument.Load(svg).Descendants(Svg + "polyline"));
+
+        (exit, _, stderr) = await CliTestHost.Run("plot", "--csv", csv, "--x", "x", "--y", "y", "--out", _dir, "--overwrite");
+        Assert.Equal(1, exit);
+        Assert.Contains("is a directory; give a file name", stderr);
+        var (_, help, _) = await CliTestHost.Run("plot", "--help");
+        Assert.Contains("Must not exist unless --overwrite", help);
+    }
+
     [Theory]
     [InlineData("no column 'nope' (columns: x, y)", "--x", "nope", "--y", "y")]
     [InlineData("'abc' is not a number", "--x", "x", "--y", "y")]

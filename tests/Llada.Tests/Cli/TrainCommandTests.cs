@@ -6,6 +6,7 @@ namespace Llada.Tests.Cli;
 public class TrainCommandTests
 {
     private static readonly string Tokenizer = SftRunTests.HandmadeTokenizer;
+    private const string MetricsLogName = Llada.Training.Runs.MetricsLog.FileName;
 
     private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
     {
@@ -111,6 +112,30 @@ public class TrainCommandTests
         await Expect("is empty; there is no text to learn merges from", "tokenizer", "train", "--input", Temp("nothing.txt", ""), "--out", RunTestSupport.TempDir());
         await Expect("--save-dtype must be f32 or bf16", "train", "--config", config, "--data", data, "--tokenizer", Tokenizer, "--out", output, "--save-dtype", "f16");
         await Expect("not a model directory", "sft", "--model", "/nonexistent/model", "--data", data, "--out", output);
+    }
+
+    [Fact]
+    public async Task Bad_data_leaves_no_empty_output_or_cache_folder_behind()
+    {
+        var (modelDir, _) = SftRunTests.PretrainedModel();
+        string root = RunTestSupport.TempDir(), output = Path.Combine(root, "runs", "new");
+        var (code, _, stderr) = await Run("sft", "--model", modelDir, "--data", Temp("bad.jsonl", "{\"messages\": 5}\n"), "--out", output);
+        Assert.Equal(1, code);
+        Assert.Contains("bad.jsonl:1", stderr);
+        Assert.False(Directory.Exists(root), $"{root} was left behind");
+
+        string latin1 = Temp("latin1.txt", bytes: [(byte)'c', (byte)'a', (byte)'f', 0xE9, (byte)'\n']);
+        (code, _, stderr) = await Run("train", "--config", TinyConfig(), "--data", latin1, "--tokenizer", Tokenizer, "--out", output);
+        Assert.Equal(1, code);
+        Assert.Contains("UTF-8", stderr);
+        Assert.False(Directory.Exists(root), $"{root} was left behind");
+
+        // A directory that was there before stays, with whatever it held.
+        Directory.CreateDirectory(output);
+        File.WriteAllText(Path.Combine(output, MetricsLogName), "");
+        (code, _, _) = await Run("train", "--config", TinyConfig(), "--data", latin1, "--tokenizer", Tokenizer, "--out", output);
+        Assert.Equal(1, code);
+        Assert.Equal([Path.Combine(output, MetricsLogName)], Directory.EnumerateFileSystemEntries(output));
     }
 
     [Fact]

@@ -192,6 +192,19 @@ public sealed class EvalCommandTests(EvalModels models) : IClassFixture<EvalMode
         Assert.Contains("Not in every report (left out): mc", stdout);
     }
 
+    [Theory]
+    [InlineData("--mc-num must be at least 1 (got 0)", "--mc-num", "0")]
+    [InlineData("--batch-size must be at least 1 (got 0)", "--batch-size", "0")]
+    [InlineData("--max-context must be at least 2 tokens (got 1)", "--max-context", "1")]
+    public async Task Bad_numeric_options_are_named_as_typed_before_the_model_loads(string expected, params string[] option)
+    {
+        // A model directory that does not exist: the option is checked first.
+        var (exit, stdout, stderr) = await CliTestHost.Run(["eval", "--model", Path.Combine(_dir, "no-model"), "--tasks", Tasks(), .. option]);
+        Assert.Equal(1, exit);
+        Assert.Equal("", stdout);
+        Assert.Equal($"error: {expected}", stderr.Trim());
+    }
+
     [Fact]
     public async Task Task_file_errors_are_one_line_with_file_and_line()
     {

@@ -108,6 +108,27 @@ public class MoeTests
         }))).Message);
     }
 
+    [Fact]
+    public void Dense_MLP_buffers_are_sized_only_when_some_layer_is_dense()
+    {
+        // The 7B-A1B config states dense_intermediate_size 8192 although every layer is MoE.
+        Assert.Equal(0, LladaConfigFile.Parse(Moe7B).DenseMlpWidth);
+        Assert.Equal(8192, LladaConfigFile.Parse(With(o => o["first_k_dense_replace"] = 1)).DenseMlpWidth);
+        Assert.Equal(2816, SyntheticCheckpoint.Config(1024, 8, 16, 2816, 32000).DenseMlpWidth);
+    }
+
+    [Theory]
+    // tiny-moe-f32: every layer MoE (stated dense width 96 unused), d_model 64, 128 positions: 128 x 4 x 64 floats.
+    [InlineData("tiny-moe-f32", "~128.0 KiB per sequence")]
+    // tiny-moe-mixed-bf16: layer 0 dense of width 96: 128 x (4 x 64 + 2 x 96) floats.
+    [InlineData("tiny-moe-mixed-bf16", "~224.0 KiB per sequence")]
+    public async Task Info_counts_the_dense_MLP_activations_only_when_a_layer_is_dense(string fixture, string expected)
+    {
+        var (exit, stdout, stderr) = await CliTestHost.Run("info", "--model", GoldenFixtures.Dir(fixture));
+        Assert.True(exit == 0, stderr);
+        Assert.Contains($"activations    {expected}", stdout);
+    }
+
     [Theory]
     [InlineData("moe_router_score_function", "\"sigmoid\"")]
     [InlineData("moe_router_enable_expert_bias", "true")]

@@ -37,8 +37,8 @@ done
 /usr/bin/python3 tools/experiments/remasking/aggregate.py "$RUNS" "$OUT/remasking.csv"
 for metric in similarity distinct; do
     "$LLADA" plot --csv "$OUT/remasking-steps.csv" --x steps --y "$metric" --series strategy --log-x \
-        --title "llada-tiny-instruct, gen_length 32: $metric vs sampling steps" --xlabel "sampling steps" --out "$OUT/steps-$metric.svg"
+        --title "llada-tiny-instruct, gen_length 32: $metric vs sampling steps" --xlabel "sampling steps" --out "$OUT/steps-$metric.svg" --overwrite
     "$LLADA" plot --csv "$OUT/remasking-length.csv" --x gen_length --y "$metric" --series strategy --log-x \
-        --title "llada-tiny-instruct, steps = gen_length: $metric vs generation length" --xlabel "gen_length (tokens)" --out "$OUT/length-$metric.svg"
+        --title "llada-tiny-instruct, steps = gen_length: $metric vs generation length" --xlabel "gen_length (tokens)" --out "$OUT/length-$metric.svg" --overwrite
 done
 echo "total $(( $(date +%s) - start )) s"

@@ -30,8 +30,8 @@ for model in "${MODELS[@]}"; do REPORTS+=("$OUT/$model.json"); done
 /usr/bin/python3 tools/experiments/reversal/aggregate.py "$OUT/reversal.csv" "${REPORTS[@]}"
 "$LLADA" plot --csv "$OUT/reversal.csv" --kind bar --x direction --y choice_accuracy --error choice_se --series model \
     --title "Reversal curse: 4-way choice accuracy (chance 0.25)" --xlabel "question direction vs training" \
-    --ylabel "accuracy" --out "$OUT/reversal-choice.svg"
+    --ylabel "accuracy" --out "$OUT/reversal-choice.svg" --overwrite
 "$LLADA" plot --csv "$OUT/reversal.csv" --kind bar --x direction --y gen_accuracy --error gen_se --series model \
     --title "Reversal curse: exact-match generation accuracy" --xlabel "question direction vs training" \
-    --ylabel "accuracy" --out "$OUT/reversal-gen.svg"
+    --ylabel "accuracy" --out "$OUT/reversal-gen.svg" --overwrite
 cat "$OUT/reversal.csv"

@@ -29,8 +29,8 @@ done
 /usr/bin/python3 tools/experiments/scaling/aggregate.py "$RUNS" "$OUT/scaling.csv" "${SIZES[@]}"
 "$LLADA" plot --csv "$OUT/scaling.csv" --x parameters --y mdm_elbo_ppl ar_ppl --log-x --log-y \
     --title "Held-out perplexity at equal compute (MDM: ELBO bound, AR: exact)" --xlabel "parameters" \
-    --ylabel "held-out perplexity" --out "$OUT/scaling.svg"
+    --ylabel "held-out perplexity" --out "$OUT/scaling.svg" --overwrite
 "$LLADA" plot --csv "$OUT/curves.csv" --x step --y loss --series run \
     --title "Held-out loss during training (MDM: ELBO bound, AR: exact NLL)" --xlabel "step" \
-    --ylabel "nats / token" --out "$OUT/curves.svg"
+    --ylabel "nats / token" --out "$OUT/curves.svg" --overwrite
 cat "$OUT/scaling.csv"

@@ -30,5 +30,5 @@ done
 /usr/bin/python3 tools/experiments/variance/aggregate.py "$RUNS" "$OUT/variance.csv"
 "$LLADA" plot --csv "$OUT/variance.csv" --x mc_num --y std_nats_per_token --series estimator --log-x --log-y \
     --title "Spread of the likelihood estimate vs Monte Carlo samples (llada-tiny-instruct)" \
-    --xlabel "Monte Carlo samples n (mc_num)" --ylabel "std across repeats (nats / token)" --out "$OUT/variance.svg"
+    --xlabel "Monte Carlo samples n (mc_num)" --ylabel "std across repeats (nats / token)" --out "$OUT/variance.svg" --overwrite
 echo "total $(( $(date +%s) - start )) s"

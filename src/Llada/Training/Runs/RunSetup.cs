@@ -7,17 +7,15 @@ using Llada.Training.Data;
 
 namespace Llada.Training.Runs;
 
-/// <summary>A pre-training run to set up from files.</summary>
-public sealed record PretrainRequest
+/// <summary>What every run set up from files names: settings, data, output and how to save.</summary>
+public abstract record RunRequest
 {
-    /// <summary>Model size and optimiser.</summary>
+    /// <summary>Optimiser and sequence length; for pre-training also the model's size (fine-tuning takes it from the model directory).</summary>
     public required RunConfig Config { get; init; }
-    /// <summary>Training text: .txt / .jsonl files or directories.</summary>
+    /// <summary>Training data: text for pre-training, dialogues for SFT, preference pairs for VRPO (files or directories).</summary>
     public required IReadOnlyList<string> Data { get; init; }
-    /// <summary>Held-out text for periodic evaluation (optional).</summary>
+    /// <summary>Held-out data of the same kind for periodic evaluation (optional).</summary>
     public IReadOnlyList<string> Valid { get; init; } = [];
-    /// <summary>Directory with tokenizer.json (and tokenizer_config.json).</summary>
-    public required string TokenizerDirectory { get; init; }
     /// <summary>Output directory.</summary>
     public required string OutputDirectory { get; init; }
     /// <summary>Continue the run in <see cref="OutputDirectory"/>.</summary>
@@ -26,58 +24,38 @@ public sealed record PretrainRequest
     public DType SaveDType { get; init; } = DType.F32;
     /// <summary>Stop early (with a checkpoint) after this many steps.</summary>
     public long? StopAfterStep { get; init; }
+}
+
+/// <summary>A pre-training run to set up from files.</summary>
+/// <remarks><see cref="RunRequest.Data"/>: .txt / .jsonl files or directories of text.</remarks>
+public sealed record PretrainRequest : RunRequest
+{
+    /// <summary>Directory with tokenizer.json (and tokenizer_config.json).</summary>
+    public required string TokenizerDirectory { get; init; }
+}
+
+/// <summary>A run that continues training an existing model (SFT or VRPO), whose architecture it takes over.</summary>
+public abstract record FineTuneRequest : RunRequest
+{
+    /// <summary>The model directory to start from (config.json, safetensors, usually the tokenizer).</summary>
+    public required string ModelDirectory { get; init; }
+    /// <summary>Tokenizer directory; default the model directory.</summary>
+    public string? TokenizerDirectory { get; init; }
+    /// <summary>Leave out pairs longer than seq_len instead of refusing to start.</summary>
+    public bool SkipLong { get; init; }
 }
 
 /// <summary>A supervised fine-tuning run to set up from files.</summary>
-public sealed record SftRequest
-{
-    /// <summary>Optimiser and sequence length (the model's size comes from <see cref="ModelDirectory"/>).</summary>
-    public required RunConfig Config { get; init; }
-    /// <summary>Pretrained model directory (config.json, safetensors, usually the tokenizer).</summary>
-    public required string ModelDirectory { get; init; }
-    /// <summary>Dialogues: .jsonl files with "messages" (or "prompt"/"response") records.</summary>
-    public required IReadOnlyList<string> Data { get; init; }
-    /// <summary>Held-out dialogues (optional).</summary>
-    public IReadOnlyList<string> Valid { get; init; } = [];
-    /// <summary>Tokenizer directory; default the model directory.</summary>
-    public string? TokenizerDirectory { get; init; }
-    /// <summary>Output directory.</summary>
-    public required string OutputDirectory { get; init; }
-    /// <summary>Continue the run in <see cref="OutputDirectory"/>.</summary>
-    public bool Resume { get; init; }
-    /// <summary>Dtype of model.safetensors.</summary>
-    public DType SaveDType { get; init; } = DType.F32;
-    /// <summary>Stop early (with a checkpoint) after this many steps.</summary>
-    public long? StopAfterStep { get; init; }
-    /// <summary>Leave out pairs longer than seq_len instead of refusing to start.</summary>
-    public bool SkipLong { get; init; }
-}
+/// <remarks><see cref="RunRequest.Data"/>: .jsonl files with "messages" (or "prompt"/"response") records.</remarks>
+public sealed record SftRequest : FineTuneRequest;
 
-/// <summary>A preference-optimisation (VRPO) run to set up from files.</summary>
-public sealed record PreferenceRequest
+/// <summary>A preference-optimisation (VRPO) run to set up from files; the model directory is also the frozen reference.</summary>
+/// <remarks><see cref="RunRequest.Data"/>: .jsonl files of {"prompt" or "messages", "chosen", "rejected"} records;
+/// <see cref="RunConfig.BatchSize"/> counts pairs.</remarks>
+public sealed record PreferenceRequest : FineTuneRequest
 {
-    /// <summary>Optimiser and sequence length (batch_size counts pairs; the model's size comes from <see cref="ModelDirectory"/>).</summary>
-    public required RunConfig Config { get; init; }
     /// <summary>VRPO settings (beta, sampling budget, allocation, antithetic sampling).</summary>
     public required VrpoOptions Vrpo { get; init; }
-    /// <summary>The model to start from; also the frozen reference.</summary>
-    public required string ModelDirectory { get; init; }
-    /// <summary>Preference pairs: .jsonl files of {"prompt" or "messages", "chosen", "rejected"} records.</summary>
-    public required IReadOnlyList<string> Data { get; init; }
-    /// <summary>Held-out pairs (optional).</summary>
-    public IReadOnlyList<string> Valid { get; init; } = [];
-    /// <summary>Tokenizer directory; default the model directory.</summary>
-    public string? TokenizerDirectory { get; init; }
-    /// <summary>Output directory.</summary>
-    public required string OutputDirectory { get; init; }
-    /// <summary>Continue the run in <see cref="OutputDirectory"/>.</summary>
-    public bool Resume { get; init; }
-    /// <summary>Dtype of model.safetensors.</summary>
-    public DType SaveDType { get; init; } = DType.F32;
-    /// <summary>Stop early (with a checkpoint) after this many steps.</summary>
-    public long? StopAfterStep { get; init; }
-    /// <summary>Leave out pairs longer than seq_len instead of refusing to start.</summary>
-    public bool SkipLong { get; init; }
 }
 
 /// <summary>A run ready to train, with the token caches it reads kept open until disposed.</summary>
@@ -138,15 +116,14 @@ public static class RunSetup
         string output = Path.GetFullPath(request.OutputDirectory);
         TrainingRun.CheckOutputDirectory(output, request.Resume, config, "pretrain");
 
-        var owned = new List<IDisposable>();
+        var setup = new SetupState();
         try
         {
             var encoder = Encoder(tokenizer, request.TokenizerDirectory);
             var options = new PretrainCacheOptions { BosTokenId = tokenizer.BosTokenId, EosTokenId = eos };
-            string cacheDir = Path.Combine(output, CacheDirectoryName);
-            Directory.CreateDirectory(cacheDir);
+            string cacheDir = setup.CreateCacheDirectory(output);
             var trainCache = PretrainCache.OpenOrBuild(request.Data, Path.Combine(cacheDir, "pretrain-train.tokens"), encoder, options, progress, cancellationToken);
-            owned.Add(trainCache);
+            setup.Owned.Add(trainCache);
             var train = new PretrainBatchSource(trainCache, config.SeqLen, config.BatchSize, vocab, config.Seed);
             var notes = new List<string>
             {
@@ -157,7 +134,7 @@ public static class RunSetup
             if (request.Valid.Count > 0 && config.EvalBatches > 0)
             {
                 var validCache = PretrainCache.OpenOrBuild(request.Valid, Path.Combine(cacheDir, "pretrain-valid.tokens"), encoder, options, progress, cancellationToken);
-                owned.Add(validCache);
+                setup.Owned.Add(validCache);
                 var valid = new PretrainBatchSource(validCache, config.SeqLen, config.BatchSize, vocab, config.Seed, shuffle: false);
                 int count = (int)Math.Min(config.EvalBatches, Math.Max(1, valid.SequencesPerEpoch / config.BatchSize));
                 heldOut = HeldOutBatches.Take(new PretrainBatches(valid), count);
@@ -170,11 +147,11 @@ public static class RunSetup
                 StopAfterStep = request.StopAfterStep,
                 Provenance = new Dictionary<string, string> { ["training data"] = trainCache.Fingerprint[..16], ["tokenizer"] = encoder.Identity },
             });
-            return new PreparedRun(run, owned, notes);
+            return new PreparedRun(run, setup.Owned, notes);
         }
         catch
         {
-            foreach (var d in owned) d.Dispose();
+            setup.Undo();
             throw;
         }
     }
@@ -185,15 +162,11 @@ public static class RunSetup
     public static PreparedRun Prepare(SftRequest request, IProgress<DataProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var (modelDir, shape, config, tokenizerDir, tokenizer) = OpenBaseModel(request.ModelDirectory, request.TokenizerDirectory, request.Config);
-        RequireSources(request.Data, "training data");
-        RequireSources(request.Valid, "validation data");
+        var (modelDir, shape, config, tokenizerDir, tokenizer, output) = OpenBaseModel(request, "sft");
         int eos = tokenizer.EosTokenId ?? shape.EosTokenId;
         int eot = tokenizer.EndOfTurnTokenId ?? eos;
-        string output = Path.GetFullPath(request.OutputDirectory);
-        TrainingRun.CheckOutputDirectory(output, request.Resume, config, "sft");
 
-        var owned = new List<IDisposable>();
+        var setup = new SetupState();
         try
         {
             var encoder = Encoder(tokenizer, tokenizerDir);
@@ -201,19 +174,16 @@ public static class RunSetup
             var cacheOptions = new SftCacheOptions(eot, eos, templateId);
             ChatRenderer render = (turns, addGenerationPrompt) =>
                 tokenizer.ApplyChatTemplate(turns.Select(t => new ChatMessage(t.Role, t.Content)).ToList(), addGenerationPrompt);
-            string cacheDir = Path.Combine(output, CacheDirectoryName);
-            Directory.CreateDirectory(cacheDir);
+            string cacheDir = setup.CreateCacheDirectory(output);
             var trainCache = SftCache.OpenOrBuild(request.Data, Path.Combine(cacheDir, "sft-train.tokens"), encoder, render, cacheOptions, progress, cancellationToken);
-            owned.Add(trainCache);
+            setup.Owned.Add(trainCache);
             var batchOptions = new SftBatchOptions { BatchSize = config.BatchSize, MaxLength = config.SeqLen, EosTokenId = eos, Seed = config.Seed };
             var train = new SftBatchSource(trainCache, batchOptions, shape.VocabSize);
             if (train.SkippedCount > 0 && !request.SkipLong)
             {
                 int longest = 0;
                 for (long i = 0; i < trainCache.RecordCount; i++) longest = Math.Max(longest, trainCache.GetRecord(i).Length);
-                throw new InvalidDataException(
-                    $"{train.SkippedCount} of {trainCache.RecordCount} SFT pairs are longer than seq_len {config.SeqLen} tokens (the longest has {longest}); " +
-                    "raise seq_len (up to the model's max_sequence_length) or pass --skip-long to leave them out");
+                throw TooLong(train.SkippedCount, trainCache.RecordCount, "SFT pairs", config.SeqLen, longest);
             }
             var notes = new List<string>
             {
@@ -224,7 +194,7 @@ public static class RunSetup
             if (request.Valid.Count > 0 && config.EvalBatches > 0)
             {
                 var validCache = SftCache.OpenOrBuild(request.Valid, Path.Combine(cacheDir, "sft-valid.tokens"), encoder, render, cacheOptions, progress, cancellationToken);
-                owned.Add(validCache);
+                setup.Owned.Add(validCache);
                 var valid = new SftBatchSource(validCache, batchOptions with { Shuffle = false }, shape.VocabSize);
                 int count = (int)Math.Min(config.EvalBatches, Math.Max(1, valid.PairsPerEpoch / config.BatchSize));
                 heldOut = HeldOutBatches.Take(new SftBatches(valid), count);
@@ -237,11 +207,11 @@ public static class RunSetup
                 StopAfterStep = request.StopAfterStep,
                 Provenance = new Dictionary<string, string> { ["training data"] = trainCache.Fingerprint[..16], ["tokenizer"] = encoder.Identity },
             });
-            return new PreparedRun(run, owned, notes);
+            return new PreparedRun(run, setup.Owned, notes);
         }
         catch
         {
-            foreach (var d in owned) d.Dispose();
+            setup.Undo();
             throw;
         }
     }
@@ -253,12 +223,8 @@ public static class RunSetup
     {
         ArgumentNullException.ThrowIfNull(request);
         request.Vrpo.Validate();
-        var (modelDir, shape, config, tokenizerDir, tokenizer) = OpenBaseModel(request.ModelDirectory, request.TokenizerDirectory, request.Config);
-        RequireSources(request.Data, "training data");
-        RequireSources(request.Valid, "validation data");
+        var (modelDir, shape, config, tokenizerDir, tokenizer, output) = OpenBaseModel(request, "prefer");
         int eos = tokenizer.EosTokenId ?? shape.EosTokenId;
-        string output = Path.GetFullPath(request.OutputDirectory);
-        TrainingRun.CheckOutputDirectory(output, request.Resume, config, "prefer");
 
         var encoder = Encoder(tokenizer, tokenizerDir);
         (List<EncodedPreference> Kept, int Skipped, int Longest) Encode(IReadOnlyList<string> sources)
@@ -269,9 +235,7 @@ public static class RunSetup
         }
         var train = Encode(request.Data);
         if (train.Skipped > 0 && !request.SkipLong)
-            throw new InvalidDataException(
-                $"{train.Skipped} of {train.Kept.Count + train.Skipped} preference pairs are longer than seq_len {config.SeqLen} tokens (the longest has {train.Longest}); " +
-                "raise seq_len (up to the model's max_sequence_length) or pass --skip-long to leave them out");
+            throw TooLong(train.Skipped, train.Kept.Count + train.Skipped, "preference pairs", config.SeqLen, train.Longest);
         if (train.Kept.Count == 0) throw new InvalidDataException($"no preference pair fits in seq_len {config.SeqLen} tokens");
         var notes = new List<string>
         {
@@ -327,15 +291,19 @@ public static class RunSetup
         return pairs;
     }
 
-    /// <summary>A model directory to continue from: its architecture written into <paramref name="requested"/>, and its tokenizer checked against it.</summary>
-    private static (string ModelDirectory, ModelShape Shape, RunConfig Config, string TokenizerDirectory, Tokenizer Tokenizer) OpenBaseModel(
-        string modelDirectory, string? tokenizerDirectory, RunConfig requested)
+    /// <summary>What a fine-tuning run starts from, checked: the model (its architecture written into the run's config),
+    /// its tokenizer, the data files and the output directory.</summary>
+    private readonly record struct BaseModel(
+        string ModelDirectory, ModelShape Shape, RunConfig Config, string TokenizerDirectory, Tokenizer Tokenizer, string OutputDirectory);
+
+    /// <summary>Checks everything of a fine-tuning request that needs no tokenising: model, tokenizer, data files, output directory.</summary>
+    private static BaseModel OpenBaseModel(FineTuneRequest request, string kind)
     {
-        string modelDir = Path.GetFullPath(modelDirectory);
+        string modelDir = Path.GetFullPath(request.ModelDirectory);
         string configPath = Path.Combine(modelDir, LladaConfigFile.FileName);
         if (!File.Exists(configPath)) throw new FileNotFoundException($"{modelDir} is not a model directory ({LladaConfigFile.FileName} not found)", configPath);
         var shape = ModelShape.FromConfig(LladaConfigFile.Load(configPath));
-        var config = requested with
+        var config = request.Config with
         {
             DModel = shape.DModel, NLayers = shape.NLayers, NHeads = shape.NHeads, NKvHeads = shape.NKvHeads,
             MlpHiddenSize = shape.MlpHiddenSize, VocabSize = shape.VocabSize, RopeTheta = shape.RopeTheta, WeightTying = shape.WeightTying,
@@ -343,13 +311,59 @@ public static class RunSetup
         config.Validate(config.Name);
         if (config.SeqLen > shape.MaxSequenceLength)
             throw new InvalidDataException($"seq_len {config.SeqLen} exceeds the model's max_sequence_length {shape.MaxSequenceLength} ({configPath})");
-        string tokenizerDir = tokenizerDirectory ?? modelDir;
+        string tokenizerDir = request.TokenizerDirectory ?? modelDir;
         var tokenizer = LoadTokenizer(tokenizerDir);
         if (tokenizer.VocabSize > shape.VocabSize)
             throw new InvalidDataException($"the tokenizer in {tokenizerDir} has {tokenizer.VocabSize} tokens but the model's vocabulary has {shape.VocabSize}");
         if (tokenizer.MaskTokenId is { } tm && tm != shape.MaskTokenId)
             throw new InvalidDataException($"the tokenizer's mask token is id {tm} but the model's mask_token_id is {shape.MaskTokenId}");
-        return (modelDir, shape, config, tokenizerDir, tokenizer);
+        RequireSources(request.Data, "training data");
+        RequireSources(request.Valid, "validation data");
+        string output = Path.GetFullPath(request.OutputDirectory);
+        TrainingRun.CheckOutputDirectory(output, request.Resume, config, kind);
+        return new BaseModel(modelDir, shape, config, tokenizerDir, tokenizer, output);
+    }
+
+    private static InvalidDataException TooLong(long skipped, long total, string what, int seqLen, int longest) => new(
+        $"{skipped} of {total} {what} are longer than seq_len {seqLen} tokens (the longest has {longest}); " +
+        "raise seq_len (up to the model's max_sequence_length) or pass --skip-long to leave them out");
+
+    /// <summary>
+    /// What a setup has opened and created so far, undone when it fails: the token caches it opened are closed and the
+    /// directories it created are removed while still empty, so bad data leaves no empty output or cache folder behind
+    /// (a cache that was built completely stays, for the next attempt to reuse).
+    /// </summary>
+    private sealed class SetupState
+    {
+        private readonly List<string> _created = [];
+
+        public List<IDisposable> Owned { get; } = [];
+
+        /// <summary>Creates &lt;output&gt;/cache and the directories above it that do not exist yet.</summary>
+        public string CreateCacheDirectory(string output)
+        {
+            string cacheDir = Path.Combine(output, CacheDirectoryName);
+            for (string? dir = cacheDir; !string.IsNullOrEmpty(dir) && !Directory.Exists(dir); dir = Path.GetDirectoryName(dir))
+                _created.Add(dir);
+            Directory.CreateDirectory(cacheDir);
+            return cacheDir;
+        }
+
+        public void Undo()
+        {
+            foreach (var d in Owned) d.Dispose();
+            foreach (string dir in _created) // innermost first
+            {
+                try
+                {
+                    if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // Best effort: the setup's own error is what the user needs to see.
+                }
+            }
+        }
     }
 
     private static void RequireSources(IReadOnlyList<string> sources, string what)

@@ -144,6 +144,7 @@ public sealed class TrainingRun
 
         ITrainer trainer;
         IHeldOutEvaluator? evaluator = null;
+        TrainableModel? initialWeights = null; // a model already holding InitialWeights, so they are read from disk once
         // Distinct seeds for weights, masks and evaluation noise, all derived from the one run seed.
         var process = new ForwardProcess(options.Shape.MaskTokenId, config.Seed ^ 0x5EED_0001UL);
         if (options.Preference is { } vrpo)
@@ -153,6 +154,7 @@ public sealed class TrainingRun
             var policy = new TrainableModel(options.Shape, rows, config.SeqLen, config.Seed);
             var frozen = new TrainableModel(options.Shape, rows, config.SeqLen, config.Seed);
             ModelWeights.Load(frozen, reference);
+            initialWeights = frozen;
             var preference = new PreferenceTrainer(policy, frozen, new PreferenceObjective(vrpo, process),
                 new AdamW(policy, config.CreateOptimizerOptions()), config.CreateSchedule(), config.GradAccumulation, config.MaxGradNorm);
             trainer = preference;
@@ -172,6 +174,8 @@ public sealed class TrainingRun
         double elapsed = 0;
         if (options.Resume)
             elapsed = LoadCheckpoint(dir, options, trainer);
+        else if (initialWeights is not null)
+            initialWeights.Parameters.CopyTo(trainer.Model.Parameters, 0);
         else if (options.InitialWeights is { } initial)
             ModelWeights.Load(trainer.Model, initial);
         var metrics = MetricsLog.Open(dir, options.Resume ? trainer.Step : 0);
