@@ -106,7 +106,8 @@ internal static unsafe class QuantizedGemm
         {
             sbyte* qb = quants + b * B;
             scales[b] = QuantizeBlock(x + b * B, qb, vector);
-            for (int p = 0; p < B; p++) qb[k + p] = (sbyte)-qb[p];
+            if (vector) (-Vector256.Load(qb)).Store(qb + k);
+            else for (int p = 0; p < B; p++) qb[k + p] = (sbyte)-qb[p];
         }
     }
 
