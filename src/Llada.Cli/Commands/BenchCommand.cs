@@ -49,11 +49,7 @@ internal static class BenchCommand
         var blockLength = new Option<int>("--block-length") { Description = "--sampling: block length (at most gen_length).", DefaultValueFactory = _ => 32 };
         var threshold = new Option<double>("--threshold") { Description = "--sampling: confidence threshold of the threshold-rule rows.", DefaultValueFactory = _ => 0.9 };
         var factor = new Option<double>("--factor") { Description = "--sampling: f of the factor-rule rows (Fast-dLLM).", DefaultValueFactory = _ => 1.0 };
-        var bf16Activations = new Option<bool>("--bf16-activations")
-        {
-            Description = "bf16 weights: round the activations to bf16 too and sum bf16 products in float32 (like PyTorch's bf16 " +
-                          "autocast; vdpbf16ps where the CPU has AVX512_BF16). Faster, slightly different logits; off by default.",
-        };
+        var compute = ModelSource.ComputeOption();
         var threads = ModelSource.ThreadsOption();
         var json = ModelSource.JsonOption();
         var command = new Command("bench",
@@ -63,17 +59,19 @@ internal static class BenchCommand
             "With --sampling, time whole generations instead (tokens/s, forward passes, agreement with vanilla, task accuracy).\n" +
             "Examples:\n  llada bench --model DIR --seq-len 256 --repeat 5 --json\n  llada bench --synthetic 1024,8,16,2816,32000 --dtype bf16\n" +
             "  llada bench --synthetic 1024,4,16,0,32000 --moe 64,8,512 --dtype bf16 [--all-experts]\n" +
+            "  llada bench --synthetic 1024,8,16,2816,32000 --dtype bf16 --compute bf16\n" +
             "  llada bench --sampling data/eval/arith.jsonl data/eval/reverse.jsonl --limit 8 --gen-length 64")
         {
             model, synthetic, moe, allExperts, dtype, seqLen, batch, repeat, activeBlock, sampling, limit, genLength, blockLength, threshold, factor,
-            bf16Activations, threads, json,
+            compute, threads, json,
         };
         CliAction.Set(command, (parse, ctx, token) =>
         {
             ModelSource.ApplyThreads(parse.GetValue(threads));
-            if (parse.GetValue(bf16Activations)) Gemm.Bf16Arithmetic = Bf16Arithmetic.Bf16Activations;
+            var arithmetic = ModelSource.ParseCompute(parse.GetValue(compute));
             if (parse.GetValue(sampling) is { Length: > 0 } taskFiles)
-                return Task.FromResult(RunSampling(parse, ctx, token, model, taskFiles, limit, genLength, blockLength, threshold, factor, json));
+                return Task.FromResult(RunSampling(parse, ctx, token, model, taskFiles, limit, genLength, blockLength, threshold, factor,
+                    arithmetic, json));
             int t = parse.GetValue(seqLen), b = parse.GetValue(batch), r = parse.GetValue(repeat), active = parse.GetValue(activeBlock);
             if (t < 1 || b < 1 || r < 1) throw new ArgumentException("--seq-len, --batch and --repeat must be at least 1");
             string? shape = parse.GetValue(synthetic);
@@ -94,6 +92,7 @@ internal static class BenchCommand
 
                 using var predictor = MaskPredictor.Load(dir);
                 predictor.RunAllExperts = parse.GetValue(allExperts);
+                string? computeNotice = ModelSource.ApplyCompute(predictor, arithmetic);
                 var c = predictor.Config;
                 if (t > c.MaxSequenceLength) throw new ArgumentException($"--seq-len {t} exceeds the model's max_sequence_length {c.MaxSequenceLength}");
                 var tokens = new int[b * t];
@@ -128,7 +127,9 @@ internal static class BenchCommand
                         repeat = r,
                         threads = Parallelism.ThreadCount,
                         dtype = predictor.Checkpoint.Describe().DTypeSummary,
-                        bf16_arithmetic = Gemm.Bf16Arithmetic == Bf16Arithmetic.Bf16Activations ? $"bf16 activations ({NativeKernels.Bf16Kernel})" : "float32",
+                        compute = ModelSource.ComputeName(arithmetic),
+                        bf16_kernel = predictor.HasBf16Matrices ? Bf16KernelName(arithmetic) : null,
+                        compute_notice = computeNotice,
                         q8_kernel = predictor.Checkpoint.Describe().DTypeSummary.Contains("Q8_0") ? NativeKernels.Q8Kernel : null,
                         parameters = predictor.Checkpoint.ParameterCount,
                         active_parameters = predictor.Checkpoint.ActiveParameterCount,
@@ -139,7 +140,8 @@ internal static class BenchCommand
                 {
                     ctx.Output.WriteLine($"full forward ({b}x{t} tokens, logits everywhere): median {fullMs:0.0} ms, {gflops:0.0} GFLOP/s");
                     if (predictor.Checkpoint.Describe().DTypeSummary.Contains("Q8_0")) ctx.Output.WriteLine($"q8 kernel: {NativeKernels.Q8Kernel}");
-                    if (Gemm.Bf16Arithmetic == Bf16Arithmetic.Bf16Activations) ctx.Output.WriteLine($"bf16 weights: bf16 activations, {NativeKernels.Bf16Kernel}");
+                    if (predictor.HasBf16Matrices) ctx.Output.WriteLine($"bf16 weights: --compute {ModelSource.ComputeName(arithmetic)}, {Bf16KernelName(arithmetic)}");
+                    if (computeNotice is not null) ctx.Output.WriteLine(computeNotice);
                     if (activeMs is not null)
                     {
                         ctx.Output.WriteLine($"active block ({activeLen} logit positions):       median {activeMs:0.0} ms");
@@ -157,7 +159,8 @@ internal static class BenchCommand
     }
 
     private static int RunSampling(ParseResult parse, CommandContext ctx, CancellationToken token, Option<string?> model, string[] taskFiles,
-        Option<int> limit, Option<int?> genLength, Option<int> blockLength, Option<double> threshold, Option<double> factor, Option<bool> json)
+        Option<int> limit, Option<int?> genLength, Option<int> blockLength, Option<double> threshold, Option<double> factor,
+        Bf16Arithmetic arithmetic, Option<bool> json)
     {
         int lim = parse.GetValue(limit), block = parse.GetValue(blockLength);
         double tau = parse.GetValue(threshold), f = parse.GetValue(factor);
@@ -169,6 +172,7 @@ internal static class BenchCommand
             throw new ArgumentException($"--sampling needs generation tasks; {wrong.Path} is a {EvalTask.TypeName(wrong.Type)} task");
         tasks = tasks.Select(x => x.Take(lim)).ToList();
         using var evaluated = EvaluatedModel.Load(ModelSource.Resolve(parse.GetValue(model)), ModelKind.Diffusion);
+        ModelSource.ApplyCompute(evaluated.Predictor, arithmetic, ctx.Error);
         var settings = SamplingBench.Settings(tau, f);
         var totals = SamplingBench.Run(evaluated, tasks, settings, parse.GetValue(genLength), block, ctx.Error, token);
         if (parse.GetValue(json))
@@ -179,6 +183,7 @@ internal static class BenchCommand
                 limit = lim,
                 block_length = block,
                 threads = Parallelism.ThreadCount,
+                compute = ModelSource.ComputeName(arithmetic),
                 settings = settings.Select((s, i) => new
                 {
                     name = s.Name,
@@ -233,6 +238,10 @@ internal static class BenchCommand
         if (e[1] > e[0]) throw new ArgumentException($"--moe: top_k {e[1]} exceeds the number of experts {e[0]}");
         return SyntheticCheckpoint.MoeConfig(v[0], v[1], v[2], e[0], e[1], e[2], v[4], maxSeq: maxSeq);
     }
+
+    /// <summary>The kernel that multiplies bf16 weights under <paramref name="arithmetic"/>.</summary>
+    private static string Bf16KernelName(Bf16Arithmetic arithmetic) =>
+        arithmetic == Bf16Arithmetic.Bf16Activations ? NativeKernels.Bf16Kernel : "widened to float32 in the float32 engine";
 
     internal static DType ParseDType(string name) => name.ToLowerInvariant() switch
     {

@@ -51,6 +51,7 @@ internal static class EvalCommand
         var overwrite = ModelSource.OverwriteOption();
         overwrite.Description = "Replace --out and --markdown if they exist.";
         var threads = ModelSource.ThreadsOption();
+        var compute = ModelSource.ComputeOption();
         var sampling = new SamplingOptions();
         var command = new Command("eval",
             "Evaluate a model on task files: perplexity (ELBO bound for diffusion models, exact NLL for AR), multiple choice " +
@@ -60,7 +61,7 @@ internal static class EvalCommand
             "  llada eval --model DIR --tasks data/eval/corpus-valid.jsonl --mc-num 32 --markdown ppl.md\n" +
             "  llada eval --compare mdm.json ar.json")
         {
-            model, tasks, compare, limit, mcNum, batchSize, estimator, kind, noTemplate, maxContext, output, markdown, overwrite, threads,
+            model, tasks, compare, limit, mcNum, batchSize, estimator, kind, noTemplate, maxContext, output, markdown, overwrite, threads, compute,
         };
         sampling.AddTo(command);
         CliAction.Set(command, (parse, ctx, token) =>
@@ -80,6 +81,7 @@ internal static class EvalCommand
             if (parse.GetValue(batchSize) is var bs and < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {bs})");
             if (parse.GetValue(maxContext) is { } context and < 2) throw new ArgumentException($"--max-context must be at least 2 tokens (got {context})");
             ModelSource.ApplyThreads(parse.GetValue(threads));
+            var arithmetic = ModelSource.ParseCompute(parse.GetValue(compute));
             // Report paths are checked up front: a long evaluation must not end in "Is a directory" or "Permission denied".
             OutputPaths.CheckFile(parse.GetValue(output), "--out", parse.GetValue(overwrite), "report.json");
             OutputPaths.CheckFile(parse.GetValue(markdown), "--markdown", parse.GetValue(overwrite), "report.md");
@@ -97,6 +99,7 @@ internal static class EvalCommand
                 throw new ArgumentException($"two task files are both named '{duplicate.Key}' ({string.Join(", ", duplicate.Select(t => t.Path))}); rename one (header \"eval_task\")");
 
             using var evaluated = EvaluatedModel.Load(ModelSource.Resolve(parse.GetValue(model)), modelKind);
+            ModelSource.ApplyCompute(evaluated.Predictor, arithmetic, ctx.Error);
             var baseGeneration = sampling.Build(parse, evaluated.EosTokenId, evaluated.EndOfTurnTokenId);
             bool genLengthGiven = parse.GetResult(sampling.GenLength) is { Implicit: false };
             GenerationOptions GenerationFor(EvalTask task)
@@ -146,6 +149,7 @@ internal static class EvalCommand
                 ["threshold"] = baseGeneration.Threshold, ["factor"] = baseGeneration.Factor,
                 ["logits_eos_inf"] = baseGeneration.LogitsEosInf, ["confidence_eos_eot_inf"] = baseGeneration.ConfidenceEosEotInf,
                 ["early_exit"] = baseGeneration.EarlyExit, ["cache"] = KvCacheModeNames.Name(baseGeneration.Cache),
+                ["compute"] = ModelSource.ComputeName(arithmetic),
             };
             foreach (var task in loadedTasks)
                 settings[$"gen_length.{task.Name}"] = task.Type == EvalTaskType.Generate ? GenerationFor(task).GenLength : null;
