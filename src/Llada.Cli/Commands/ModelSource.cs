@@ -61,7 +61,7 @@ internal static class ModelSource
         if (arithmetic == Bf16Arithmetic.Float32) return null;
         return predictor switch
         {
-            not MaskPredictor => "--compute bf16: this model runs in float32 (an autoregressive baseline has float32 weights); the option changes nothing",
+            not MaskPredictor => "--compute bf16: this model computes in float32 only (an autoregressive baseline holds float32 weights); the option changes nothing",
             MaskPredictor { HasBf16Matrices: false } m =>
                 $"--compute bf16: the model has no bf16 weight matrices ({m.Checkpoint.Describe().DTypeSummary}); the option changes nothing",
             _ when !NativeKernels.HasBf16Kernel =>
