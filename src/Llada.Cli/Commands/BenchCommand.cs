@@ -101,23 +101,25 @@ internal static class BenchCommand
                 var all = Enumerable.Range(0, t).ToArray();
                 var logits = new float[(long)b * t * predictor.VocabSize];
 
-                double fullMs = Median(TimeRuns(() => predictor.Forward(tokens, b, t, default, all, logits, token), r));
+                var (fullWall, fullCpu) = TimeRuns(() => predictor.Forward(tokens, b, t, default, all, logits, token), r);
+                double fullMs = Median(fullWall), fullCpuMs = Median(fullCpu);
                 double flops = ForwardFlops(c, t, t) * b;
                 double? activeMs = null, windowMs = null;
                 int activeLen = Math.Min(active, t);
                 if (activeLen > 0)
                 {
                     var block = Enumerable.Range(t - activeLen, activeLen).ToArray();
-                    activeMs = Median(TimeRuns(() => predictor.Forward(tokens, b, t, default, block, logits, token), r));
+                    activeMs = Median(TimeRuns(() => predictor.Forward(tokens, b, t, default, block, logits, token), r).Wall);
                     var cache = predictor.CreateCache(b, t);
                     predictor.ForwardFillingCache(tokens, b, t, default, block, logits, cache, token);
-                    windowMs = Median(TimeRuns(() => predictor.ForwardWindow(tokens, b, t, default, cache, t - activeLen, t, block, logits, token), r));
+                    windowMs = Median(TimeRuns(() => predictor.ForwardWindow(tokens, b, t, default, cache, t - activeLen, t, block, logits, token), r).Wall);
                 }
                 double gflops = flops / (fullMs * 1e6);
                 if (parse.GetValue(json))
                     ctx.Output.WriteLine(JsonSerializer.Serialize(new
                     {
                         forward_ms_median = Math.Round(fullMs, 2),
+                        forward_cpu_ms_median = Math.Round(fullCpuMs, 2), // process CPU time: a steadier measure than wall time on a shared machine with --threads 1
                         gflops, // unrounded: a tiny model on a busy machine can be below 0.05
                         active_block = activeLen,
                         active_block_ms_median = activeMs is null ? (double?)null : Math.Round(activeMs.Value, 2),
@@ -138,7 +140,7 @@ internal static class BenchCommand
                     }));
                 else
                 {
-                    ctx.Output.WriteLine($"full forward ({b}x{t} tokens, logits everywhere): median {fullMs:0.0} ms, {gflops:0.0} GFLOP/s");
+                    ctx.Output.WriteLine($"full forward ({b}x{t} tokens, logits everywhere): median {fullMs:0.0} ms, {gflops:0.0} GFLOP/s (process CPU time {fullCpuMs:0.0} ms)");
                     if (predictor.Checkpoint.Describe().DTypeSummary.Contains("Q8_0")) ctx.Output.WriteLine($"q8 kernel: {NativeKernels.Q8Kernel}");
                     if (predictor.HasBf16Matrices) ctx.Output.WriteLine($"bf16 weights: --compute {ModelSource.ComputeName(arithmetic)}, {Bf16KernelName(arithmetic)}");
                     if (computeNotice is not null) ctx.Output.WriteLine(computeNotice);
@@ -252,17 +254,24 @@ internal static class BenchCommand
         _ => throw new ArgumentException($"dtype '{name}' is unknown; use f32, bf16, f16 or q8"),
     };
 
-    private static double[] TimeRuns(Action run, int repeat)
+    /// <summary>Wall and process CPU milliseconds of each of <paramref name="repeat"/> runs after one warm-up.</summary>
+    private static (double[] Wall, double[] Cpu) TimeRuns(Action run, int repeat)
     {
         run();
-        var times = new double[repeat];
+        var wall = new double[repeat];
+        var cpu = new double[repeat];
+        using var process = Process.GetCurrentProcess();
         for (int i = 0; i < repeat; i++)
         {
+            process.Refresh();
+            var cpuStart = process.TotalProcessorTime;
             var sw = Stopwatch.StartNew();
             run();
-            times[i] = sw.Elapsed.TotalMilliseconds;
+            wall[i] = sw.Elapsed.TotalMilliseconds;
+            process.Refresh();
+            cpu[i] = (process.TotalProcessorTime - cpuStart).TotalMilliseconds;
         }
-        return times;
+        return (wall, cpu);
     }
 
     private static double Median(double[] values)
