@@ -33,7 +33,7 @@ internal static unsafe class LayerProfile
             var other => throw new ArgumentException($"--compute '{other}': expected float32 or bf16"),
         };
         if (cpu) Parallelism.ThreadCount = 1; // the calling thread's CPU clock only sees its own work
-        long Now() => cpu ? ThreadCpuTicks() : Stopwatch.GetTimestamp();
+        long Now() => cpu ? Llada.Reporting.ThreadCpuClock.Nanoseconds() : Stopwatch.GetTimestamp();
         double tickMs = cpu ? 1e-6 : 1000.0 / Stopwatch.Frequency;
         int hd = d / heads;
 
@@ -119,22 +119,6 @@ internal static unsafe class LayerProfile
         double total = Median(totals[1..]);
         Console.WriteLine($"  {"total",-10} {total,9:F1} ms {(layers * (flopsLayerGemm + 4.0 * t * t * d) + 2.0 * t * d * vocab) / total / 1e6,8:F1} GFLOP/s");
         _ = flopsLayerGemm;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct TimeSpec
-    {
-        public long Seconds, Nanoseconds;
-    }
-
-    [DllImport("libc", EntryPoint = "clock_gettime")]
-    private static extern int ClockGetTime(int clock, out TimeSpec time);
-
-    /// <summary>CPU nanoseconds of the calling thread (Linux CLOCK_THREAD_CPUTIME_ID): not inflated by waiting for a busy core.</summary>
-    private static long ThreadCpuTicks()
-    {
-        if (ClockGetTime(3, out var t) != 0) throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-        return t.Seconds * 1_000_000_000 + t.Nanoseconds;
     }
 
     private static string? Option(string[] args, string name)

@@ -6,6 +6,7 @@ using Llada.Evaluation;
 using Llada.Model;
 using Llada.Numerics;
 using Llada.Numerics.Native;
+using Llada.Reporting;
 
 namespace Llada.Cli.Commands;
 
@@ -102,7 +103,8 @@ internal static class BenchCommand
                 var logits = new float[(long)b * t * predictor.VocabSize];
 
                 var (fullWall, fullCpu) = TimeRuns(() => predictor.Forward(tokens, b, t, default, all, logits, token), r);
-                double fullMs = Median(fullWall), fullCpuMs = Median(fullCpu);
+                double fullMs = Median(fullWall);
+                double? fullCpuMs = fullCpu is null ? null : Median(fullCpu);
                 double flops = ForwardFlops(c, t, t) * b;
                 double? activeMs = null, windowMs = null;
                 int activeLen = Math.Min(active, t);
@@ -119,7 +121,7 @@ internal static class BenchCommand
                     ctx.Output.WriteLine(JsonSerializer.Serialize(new
                     {
                         forward_ms_median = Math.Round(fullMs, 2),
-                        forward_cpu_ms_median = Math.Round(fullCpuMs, 2), // process CPU time: a steadier measure than wall time on a shared machine with --threads 1
+                        forward_cpu_ms_median = fullCpuMs is { } cpuMs ? Math.Round(cpuMs, 2) : (double?)null,
                         gflops, // unrounded: a tiny model on a busy machine can be below 0.05
                         active_block = activeLen,
                         active_block_ms_median = activeMs is null ? (double?)null : Math.Round(activeMs.Value, 2),
@@ -140,7 +142,8 @@ internal static class BenchCommand
                     }));
                 else
                 {
-                    ctx.Output.WriteLine($"full forward ({b}x{t} tokens, logits everywhere): median {fullMs:0.0} ms, {gflops:0.0} GFLOP/s (process CPU time {fullCpuMs:0.0} ms)");
+                    ctx.Output.WriteLine($"full forward ({b}x{t} tokens, logits everywhere): median {fullMs:0.0} ms, {gflops:0.0} GFLOP/s" +
+                        (fullCpuMs is { } cpuMs ? $" ({cpuMs:0.0} ms thread CPU time)" : ""));
                     if (predictor.Checkpoint.Describe().DTypeSummary.Contains("Q8_0")) ctx.Output.WriteLine($"q8 kernel: {NativeKernels.Q8Kernel}");
                     if (predictor.HasBf16Matrices) ctx.Output.WriteLine($"bf16 weights: --compute {ModelSource.ComputeName(arithmetic)}, {Bf16KernelName(arithmetic)}");
                     if (computeNotice is not null) ctx.Output.WriteLine(computeNotice);
@@ -254,22 +257,22 @@ internal static class BenchCommand
         _ => throw new ArgumentException($"dtype '{name}' is unknown; use f32, bf16, f16 or q8"),
     };
 
-    /// <summary>Wall and process CPU milliseconds of each of <paramref name="repeat"/> runs after one warm-up.</summary>
-    private static (double[] Wall, double[] Cpu) TimeRuns(Action run, int repeat)
+    /// <summary>
+    /// Wall milliseconds of each of <paramref name="repeat"/> runs after one warm-up and, with one thread (the kernels then
+    /// run on the calling thread) where the OS has the clock, its CPU milliseconds: steadier than wall time on a busy machine.
+    /// </summary>
+    private static (double[] Wall, double[]? Cpu) TimeRuns(Action run, int repeat)
     {
         run();
         var wall = new double[repeat];
-        var cpu = new double[repeat];
-        using var process = Process.GetCurrentProcess();
+        var cpu = Parallelism.ThreadCount == 1 && ThreadCpuClock.IsAvailable ? new double[repeat] : null;
         for (int i = 0; i < repeat; i++)
         {
-            process.Refresh();
-            var cpuStart = process.TotalProcessorTime;
+            long cpuStart = cpu is null ? 0 : ThreadCpuClock.Nanoseconds();
             var sw = Stopwatch.StartNew();
             run();
             wall[i] = sw.Elapsed.TotalMilliseconds;
-            process.Refresh();
-            cpu[i] = (process.TotalProcessorTime - cpuStart).TotalMilliseconds;
+            if (cpu is not null) cpu[i] = (ThreadCpuClock.Nanoseconds() - cpuStart) / 1e6;
         }
         return (wall, cpu);
     }
