@@ -97,7 +97,8 @@ internal static class EvalCommand
                 throw new ArgumentException($"two task files are both named '{duplicate.Key}' ({string.Join(", ", duplicate.Select(t => t.Path))}); rename one (header \"eval_task\")");
 
             using var evaluated = EvaluatedModel.Load(ModelSource.Resolve(parse.GetValue(model)), modelKind);
-            var baseGeneration = sampling.Build(parse, evaluated.EosTokenId, evaluated.EndOfTurnTokenId);
+            // Tasks with their own gen_length replace the lengths, so the command line alone is checked per task, not here.
+            var baseGeneration = sampling.Build(parse, evaluated.EosTokenId, evaluated.EndOfTurnTokenId, validate: false);
             bool genLengthGiven = parse.GetResult(sampling.GenLength) is { Implicit: false };
             GenerationOptions GenerationFor(EvalTask task)
             {

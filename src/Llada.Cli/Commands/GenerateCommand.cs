@@ -44,6 +44,7 @@ internal static class GenerateCommand
             var options = sampling.Build(parse, loaded.EosId, loaded.EndOfTurnId);
             CheckFits(promptTokens.Length, options.GenLength, options.BlockLength, loaded.Predictor.MaxSequenceLength, ids is not null,
                 parse.GetValue(noTemplate));
+            options.Validate(loaded.Predictor, [promptTokens], SamplingOptions.OptionName);
             var sampler = new ReverseProcess(loaded.Predictor);
 
             // The live canvas redraws a terminal; into a pipe or file it would only leave escape codes around the answer.

@@ -49,8 +49,8 @@ public sealed class CliCommandTests(CliTestHost host) : IClassFixture<CliTestHos
     }
 
     [Theory]
-    [InlineData("divisible", "--gen-length", "10", "--block-length", "4")]
-    [InlineData("divisible", "--gen-length", "8", "--block-length", "4", "--steps", "3")]
+    [InlineData("--gen-length 10 is not a multiple of --block-length 4", "--gen-length", "10", "--block-length", "4")]
+    [InlineData("--steps 3 is not a multiple of the number of blocks, 2", "--gen-length", "8", "--block-length", "4", "--steps", "3")]
     [InlineData("'sideways' is unknown", "--remasking", "sideways")]
     [InlineData("max_sequence_length", "--gen-length", "200", "--block-length", "200")]
     [InlineData("--cache 'triple' is unknown; use none, prefix or dual", "--cache", "triple")]
