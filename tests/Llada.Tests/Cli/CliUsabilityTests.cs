@@ -160,6 +160,22 @@ public sealed class CliUsabilityTests(CliTestHost host) : IClassFixture<CliTestH
         Assert.Equal($"error: {expected}", Assert.Single(Lines(stderr)));
     }
 
+    [Theory]
+    [InlineData("--type", "quantize", "--type", "q4")]
+    [InlineData("--dtype", "synth", "--shape", "64,1,2,128,300", "--dtype", "q4")]
+    [InlineData("--dtype", "bench", "--synthetic", "64,1,2,128,300", "--dtype", "q4")]
+    public async Task An_unknown_weight_type_names_the_option_and_the_valid_types(string option, params string[] args)
+    {
+        using var dir = new TempDir();
+        string[] full = args[0] == "bench" ? args : [.. args, "--out", dir.File("x")];
+        if (args[0] == "quantize") full = [.. full, "--model", host.ModelDir];
+        var (exit, stdout, stderr) = await CliTestHost.Run(full);
+        Assert.Equal(1, exit);
+        Assert.Equal("", stdout);
+        Assert.Equal($"error: {option} 'q4' is unknown; use f32, bf16, f16 or q8 (Q8_0, the only quantised type)", Assert.Single(Lines(stderr)));
+        Assert.False(Path.Exists(dir.File("x")));
+    }
+
     [Fact]
     public async Task Generate_visualize_into_a_redirected_output_prints_only_the_answer_and_says_why()
     {
