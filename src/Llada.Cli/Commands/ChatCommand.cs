@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Llada.Diffusion;
+using Llada.Reporting;
 using Llada.Serving;
 using Spectre.Console;
 
@@ -150,7 +151,7 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
             if (reply.Prompt.Notice is { } notice) console.MarkupLine($"[yellow]({Markup.Escape(notice)})[/]");
             console.MarkupLine($"[blue]llada>[/] {Markup.Escape(reply.Text)}");
             var c = reply.Completion;
-            console.MarkupLine($"[grey][[{c.CompletionTokens} tokens, {c.Steps} steps, {c.Elapsed.TotalSeconds:0.00} s]][/]");
+            console.MarkupLine($"[grey][[{Quantity.Of(c.CompletionTokens, "token")}, {Quantity.Of(c.Steps, "step")}, {c.Elapsed.TotalSeconds:0.00} s]][/]");
         }
         catch (OperationCanceledException) when (answer.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {

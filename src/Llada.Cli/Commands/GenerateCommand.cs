@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using Llada.Diffusion;
+using Llada.Reporting;
 using Llada.Tokenization;
 
 namespace Llada.Cli.Commands;
@@ -75,7 +76,7 @@ internal static class GenerateCommand
             else
             {
                 ctx.Output.WriteLine(answerText ?? string.Join(",", answer));
-                ctx.Error.WriteLine($"[{answer.Length} tokens, {result.Steps} steps, {result.ForwardPasses} forward passes{(result.WindowPasses > 0 ? $" ({result.WindowPasses} cached-window)" : "")}, {watch.Elapsed.TotalSeconds:0.00} s]");
+                ctx.Error.WriteLine($"[{Quantity.Of(answer.Length, "token")}, {Quantity.Of(result.Steps, "step")}, {Quantity.Of(result.ForwardPasses, "forward pass")}{(result.WindowPasses > 0 ? $" ({result.WindowPasses} cached-window)" : "")}, {watch.Elapsed.TotalSeconds:0.00} s]");
             }
             return Task.FromResult(0);
         });
@@ -113,7 +114,7 @@ internal static class GenerateCommand
         else
         {
             ctx.Output.WriteLine(answerText);
-            ctx.Error.WriteLine($"[autoregressive baseline: {answer.Length} tokens left to right, {watch.Elapsed.TotalSeconds:0.00} s]");
+            ctx.Error.WriteLine($"[autoregressive baseline: {Quantity.Of(answer.Length, "token")} left to right, {watch.Elapsed.TotalSeconds:0.00} s]");
         }
         return 0;
     }

@@ -108,6 +108,17 @@ public sealed class CliCommandTests(CliTestHost host) : IClassFixture<CliTestHos
         Assert.Equal(32, json.GetProperty("mc_num").GetInt32());
     }
 
+    [Theory]
+    [InlineData("4", "1", "(standard error; 1 sample, 1 answer token)")]
+    [InlineData("4,5", "2", "(standard error; 2 samples, 2 answer tokens)")]
+    public async Task Score_text_counts_samples_and_answer_tokens_in_words_that_agree(string answer, string mcNum, string expected)
+    {
+        var (exit, stdout, stderr) = await CliTestHost.Run("score", "--model", host.ModelDir, "--prompt-ids", "1,2,3",
+            "--answer-ids", answer, "--mc-num", mcNum);
+        Assert.True(exit == 0, stderr);
+        Assert.EndsWith(expected, stdout.Trim());
+    }
+
     [Fact]
     public async Task Bench_json_reports_the_median_forward_time()
     {
