@@ -22,7 +22,7 @@ internal static class GenerateCommand
         var sampling = new SamplingOptions();
         var command = new Command("generate",
             "Generate an answer with the LLaDA reverse process: start from a fully masked canvas and unmask it step by step.\n" +
-            "Examples:\n  llada generate --prompt \"What is the sum of 3 and 4?\"\n" +
+            "Examples:\n  llada generate --prompt \"Hello, my name is Maria.\" --block-length 16\n" +
             "  llada generate --prompt \"Define the word 'harbor'.\" --gen-length 64 --steps 64 --block-length 16 --visualize\n" +
             "  llada generate --model DIR --prompt-ids 1,2,3 --json")
         {
