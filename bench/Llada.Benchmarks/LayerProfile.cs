@@ -8,7 +8,7 @@ namespace Llada.Benchmarks;
 /// Stopwatch profile of the dense LLaDA forward pass broken into its kernels, on random weights of a given shape
 /// (separate weights per layer, so they stream from memory as in the real model). Run:
 /// dotnet run -c Release --project bench/Llada.Benchmarks -- layers [--shape d,layers,heads,mlp,vocab] [--seq T]
-/// [--bf16] [--threads N] [--repeat R] [--cpu] [--small-m M]. --small-m sets the largest m of the unpacked small-m GEMM path. --cpu runs on one thread timed by its CPU clock (Linux), for a busy machine. Prints milliseconds per step summed over the layers (median and best of R
+/// [--bf16 [--bf16-activations] | --q8] [--threads N] [--repeat R] [--cpu] [--small-m M]. --small-m sets the largest m of the unpacked small-m GEMM path. --cpu runs on one thread timed by its CPU clock (Linux), for a busy machine. Prints milliseconds per step summed over the layers (median and best of R
 /// passes; the best is the better guide on a shared machine).
 /// </summary>
 internal static unsafe class LayerProfile
@@ -23,9 +23,10 @@ internal static unsafe class LayerProfile
         int t = int.Parse(Option(args, "--seq") ?? "256");
         int repeat = int.Parse(Option(args, "--repeat") ?? "5");
         if (Option(args, "--threads") is { } th) Parallelism.ThreadCount = int.Parse(th);
-        DType type = args.Contains("--bf16") ? DType.BF16 : DType.F32;
+        DType type = args.Contains("--bf16") ? DType.BF16 : args.Contains("--q8") ? DType.Q8_0 : DType.F32;
         bool cpu = args.Contains("--cpu");
         if (Option(args, "--small-m") is { } sm) GemmEngine.SmallM = int.Parse(sm);
+        if (args.Contains("--bf16-activations")) Gemm.Bf16Arithmetic = Bf16Arithmetic.Bf16Activations;
         if (cpu) Parallelism.ThreadCount = 1; // the calling thread's CPU clock only sees its own work
         long Now() => cpu ? ThreadCpuTicks() : Stopwatch.GetTimestamp();
         double tickMs = cpu ? 1e-6 : 1000.0 / Stopwatch.Frequency;
@@ -35,6 +36,15 @@ internal static unsafe class LayerProfile
         WeightMatrix Matrix(int rows, int cols)
         {
             long count = (long)rows * cols;
+            if (type == DType.Q8_0)
+            {
+                var values = new float[count];
+                for (long i = 0; i < count; i++) values[i] = (float)(rng.NextDouble() * 2 - 1) / MathF.Sqrt(cols);
+                var quants = (sbyte*)NativeMemory.AlignedAlloc((nuint)count, 64);
+                var scales = (Half*)NativeMemory.AlignedAlloc((nuint)(count / Q8Blocks.BlockSize * 2), 64);
+                Q8Blocks.Quantize(values, new Span<sbyte>(quants, (int)count), new Span<Half>(scales, (int)(count / Q8Blocks.BlockSize)));
+                return WeightMatrix.Q8(quants, scales, rows, cols);
+            }
             void* p = NativeMemory.AlignedAlloc((nuint)(count * DTypes.SizeOf(type)), 64);
             float scale = 1f / MathF.Sqrt(cols);
             for (long i = 0; i < count; i++)
@@ -91,7 +101,9 @@ internal static unsafe class LayerProfile
         }
         double flopsLayerGemm = 2.0 * t * d * (4.0 * d + 3.0 * mlp);
         double[] flops = [0, 2.0 * t * 4 * d * d * layers, 0, 4.0 * t * t * d * layers, 2.0 * t * 2 * d * mlp * layers, 0, 2.0 * t * d * mlp * layers, 2.0 * t * d * vocab];
-        Console.WriteLine($"shape {shape}, T={t}, {type}, threads={Parallelism.ThreadCount}{(cpu ? ", thread CPU time" : "")}, median and best of {repeat} passes after a warm-up");
+        string kernel = type == DType.Q8_0 ? $" ({Llada.Numerics.Native.NativeKernels.Q8Kernel})"
+            : type == DType.BF16 && Gemm.Bf16Arithmetic == Bf16Arithmetic.Bf16Activations ? $" (bf16 activations, {Llada.Numerics.Native.NativeKernels.Bf16Kernel})" : "";
+        Console.WriteLine($"shape {shape}, T={t}, {type}{kernel}, threads={Parallelism.ThreadCount}{(cpu ? ", thread CPU time" : "")}, median and best of {repeat} passes after a warm-up");
         for (int st = 0; st < Steps.Length; st++)
         {
             double[] all = Enumerable.Range(1, repeat).Select(r => times[r, st]).ToArray();

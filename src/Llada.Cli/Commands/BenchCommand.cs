@@ -5,6 +5,7 @@ using Llada.Diffusion;
 using Llada.Evaluation;
 using Llada.Model;
 using Llada.Numerics;
+using Llada.Numerics.Native;
 
 namespace Llada.Cli.Commands;
 
@@ -48,6 +49,11 @@ internal static class BenchCommand
         var blockLength = new Option<int>("--block-length") { Description = "--sampling: block length (at most gen_length).", DefaultValueFactory = _ => 32 };
         var threshold = new Option<double>("--threshold") { Description = "--sampling: confidence threshold of the threshold-rule rows.", DefaultValueFactory = _ => 0.9 };
         var factor = new Option<double>("--factor") { Description = "--sampling: f of the factor-rule rows (Fast-dLLM).", DefaultValueFactory = _ => 1.0 };
+        var bf16Activations = new Option<bool>("--bf16-activations")
+        {
+            Description = "bf16 weights: round the activations to bf16 too and sum bf16 products in float32 (like PyTorch's bf16 " +
+                          "autocast; vdpbf16ps where the CPU has AVX512_BF16). Faster, slightly different logits; off by default.",
+        };
         var threads = ModelSource.ThreadsOption();
         var json = ModelSource.JsonOption();
         var command = new Command("bench",
@@ -59,11 +65,13 @@ internal static class BenchCommand
             "  llada bench --synthetic 1024,4,16,0,32000 --moe 64,8,512 --dtype bf16 [--all-experts]\n" +
             "  llada bench --sampling data/eval/arith.jsonl data/eval/reverse.jsonl --limit 8 --gen-length 64")
         {
-            model, synthetic, moe, allExperts, dtype, seqLen, batch, repeat, activeBlock, sampling, limit, genLength, blockLength, threshold, factor, threads, json,
+            model, synthetic, moe, allExperts, dtype, seqLen, batch, repeat, activeBlock, sampling, limit, genLength, blockLength, threshold, factor,
+            bf16Activations, threads, json,
         };
         CliAction.Set(command, (parse, ctx, token) =>
         {
             ModelSource.ApplyThreads(parse.GetValue(threads));
+            if (parse.GetValue(bf16Activations)) Gemm.Bf16Arithmetic = Bf16Arithmetic.Bf16Activations;
             if (parse.GetValue(sampling) is { Length: > 0 } taskFiles)
                 return Task.FromResult(RunSampling(parse, ctx, token, model, taskFiles, limit, genLength, blockLength, threshold, factor, json));
             int t = parse.GetValue(seqLen), b = parse.GetValue(batch), r = parse.GetValue(repeat), active = parse.GetValue(activeBlock);
@@ -121,6 +129,8 @@ internal static class BenchCommand
                         repeat = r,
                         threads = Parallelism.ThreadCount,
                         dtype = predictor.Checkpoint.Describe().DTypeSummary,
+                        bf16_arithmetic = Gemm.Bf16Arithmetic == Bf16Arithmetic.Bf16Activations ? $"bf16 activations ({NativeKernels.Bf16Kernel})" : "float32",
+                        q8_kernel = predictor.Checkpoint.Describe().DTypeSummary.Contains("Q8_0") ? NativeKernels.Q8Kernel : null,
                         parameters = predictor.Checkpoint.ParameterCount,
                         active_parameters = predictor.Checkpoint.ActiveParameterCount,
                         moe = c.Moe is null ? null : $"{c.Moe.NumExperts} experts, top-{c.Moe.ExpertsPerToken}, width {c.Moe.ExpertIntermediateSize}",
@@ -129,6 +139,8 @@ internal static class BenchCommand
                 else
                 {
                     ctx.Output.WriteLine($"full forward ({b}x{t} tokens, logits everywhere): median {fullMs:0.0} ms, {gflops:0.0} GFLOP/s");
+                    if (predictor.Checkpoint.Describe().DTypeSummary.Contains("Q8_0")) ctx.Output.WriteLine($"q8 kernel: {NativeKernels.Q8Kernel}");
+                    if (Gemm.Bf16Arithmetic == Bf16Arithmetic.Bf16Activations) ctx.Output.WriteLine($"bf16 weights: bf16 activations, {NativeKernels.Bf16Kernel}");
                     if (activeMs is not null)
                     {
                         ctx.Output.WriteLine($"active block ({activeLen} logit positions):       median {activeMs:0.0} ms");

@@ -24,20 +24,30 @@ public static unsafe class Gemm
         fixed (float* xp = x)
         fixed (float* yp = y)
         {
-            if (w.DType == DType.Q8_0)
-            {
-                QuantizedGemm.MultiplyTransposed(xp, m, w, yp, accumulate);
-                return;
-            }
-            var problem = new GemmEngine.Problem
-            {
-                M = m, N = n, K = k,
-                A = xp, Lda = k, ARowsAlongK = true,
-                B = w.Data, Ldb = k, BRowsAlongK = true, BType = w.DType,
-                C = yp, Ldc = n, Alpha = 1, Beta = accumulate ? 1 : 0,
-            };
-            GemmEngine.Run(ref problem);
+            if (w.DType == DType.Q8_0) QuantizedGemm.MultiplyTransposed(xp, m, w, yp, accumulate);
+            else if (w.DType == DType.BF16 && Bf16Arithmetic == Bf16Arithmetic.Bf16Activations) Bf16Gemm.MultiplyTransposed(xp, m, w, yp, accumulate);
+            else MultiplyTransposedFloat(xp, m, w, yp, accumulate);
         }
+    }
+
+    /// <summary>
+    /// How products with bf16 weights are computed: <see cref="Bf16Arithmetic.Float32"/> (the default) or, opted
+    /// into, <see cref="Bf16Arithmetic.Bf16Activations"/> (PyTorch-autocast-like, faster where the CPU has
+    /// AVX512_BF16, different results). Process-wide; set it before running a model.
+    /// </summary>
+    public static Bf16Arithmetic Bf16Arithmetic { get; set; } = Bf16Arithmetic.Float32;
+
+    /// <summary>Y (+)= X W^T with float32 activations for a float dtype W, through the packed float32 engine.</summary>
+    internal static void MultiplyTransposedFloat(float* xp, int m, in WeightMatrix w, float* yp, bool accumulate)
+    {
+        var problem = new GemmEngine.Problem
+        {
+            M = m, N = w.Rows, K = w.Cols,
+            A = xp, Lda = w.Cols, ARowsAlongK = true,
+            B = w.Data, Ldb = w.Cols, BRowsAlongK = true, BType = w.DType,
+            C = yp, Ldc = w.Rows, Alpha = 1, Beta = accumulate ? 1 : 0,
+        };
+        GemmEngine.Run(ref problem);
     }
 
     /// <summary>
