@@ -85,8 +85,9 @@ internal static class BenchCommand
                     tempDir = Directory.CreateTempSubdirectory("llada-bench-").FullName;
                     dir = Path.Combine(tempDir, "model");
                     var config = ParseShape(shape, Math.Max(t, 256), parse.GetValue(moe));
+                    var weightType = ParseDType(parse.GetValue(dtype)!, dtype.Name);
                     ctx.Error.WriteLine($"writing a random {shape} model ({parse.GetValue(dtype)}) to {dir} ...");
-                    SyntheticCheckpoint.Write(dir, config, ParseDType(parse.GetValue(dtype)!), cancellationToken: token);
+                    SyntheticCheckpoint.Write(dir, config, weightType, cancellationToken: token);
                 }
                 else if (parse.GetValue(moe) is not null) throw new ArgumentException("--moe shapes a --synthetic model; give --synthetic too");
                 else dir = ModelSource.Resolve(parse.GetValue(model));
@@ -248,13 +249,14 @@ internal static class BenchCommand
     private static string Bf16KernelName(Bf16Arithmetic arithmetic) =>
         arithmetic == Bf16Arithmetic.Bf16Activations ? NativeKernels.Bf16Kernel : "widened to float32 in the float32 engine";
 
-    internal static DType ParseDType(string name) => name.ToLowerInvariant() switch
+    /// <summary>A weight type as --type / --dtype take it; <paramref name="option"/> names the option in the error.</summary>
+    internal static DType ParseDType(string name, string option) => name.ToLowerInvariant() switch
     {
         "f32" or "float32" => DType.F32,
         "bf16" or "bfloat16" => DType.BF16,
         "f16" or "float16" => DType.F16,
         "q8" or "q8_0" => DType.Q8_0,
-        _ => throw new ArgumentException($"dtype '{name}' is unknown; use f32, bf16, f16 or q8"),
+        _ => throw new ArgumentException($"{option} '{name}' is unknown; use f32, bf16, f16 or q8 (Q8_0, the only quantised type)"),
     };
 
     /// <summary>

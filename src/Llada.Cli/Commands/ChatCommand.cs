@@ -3,6 +3,7 @@ using System.Globalization;
 using Llada.Diffusion;
 using Llada.Model;
 using Llada.Numerics;
+using Llada.Reporting;
 using Llada.Serving;
 using Spectre.Console;
 
@@ -153,7 +154,7 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
             if (reply.Prompt.Notice is { } notice) console.MarkupLine($"[yellow]({Markup.Escape(notice)})[/]");
             console.MarkupLine($"[blue]llada>[/] {Markup.Escape(reply.Text)}");
             var c = reply.Completion;
-            console.MarkupLine($"[grey][[{c.CompletionTokens} tokens, {c.Steps} steps, {c.Elapsed.TotalSeconds:0.00} s]][/]");
+            console.MarkupLine($"[grey][[{Quantity.Of(c.CompletionTokens, "token")}, {Quantity.Of(c.Steps, "step")}, {c.Elapsed.TotalSeconds:0.00} s]][/]");
         }
         catch (OperationCanceledException) when (answer.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
@@ -254,6 +255,7 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
             _ => throw new ArgumentException($"unknown setting '{key}'; /help lists them"),
         };
         next.Validate(generator.Predictor, [[generator.EosTokenId]]);
+        SamplingOptions.CheckStepsAtMostTokens(next, setting => setting); // /set takes the reference names
         _options = next;
     }
 
@@ -265,12 +267,13 @@ internal sealed class ChatRepl(TextGenerator generator, GenerationOptions option
         double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) ? x
             : throw new ArgumentException($"{key}: expected a number, got '{value}'");
 
-    /// <summary>A new answer length; steps keep following it while they are at its default (one token per step).</summary>
+    /// <summary>A new answer length; steps keep following it while they are at its default (one token per step), and
+    /// shrink with it when they would exceed it (/show prints the result).</summary>
     private GenerationOptions WithGenLength(int length) => _options with
     {
         GenLength = length,
         BlockLength = Math.Min(_options.BlockLength, length),
-        Steps = _options.Steps == _options.GenLength ? length : _options.Steps,
+        Steps = _options.Steps == _options.GenLength || _options.Steps > length ? length : _options.Steps,
     };
 
     // `/set remasking ar` is low-confidence remasking with one-token blocks, one step each; name it as it was set.

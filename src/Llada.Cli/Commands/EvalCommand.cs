@@ -4,6 +4,7 @@ using System.Globalization;
 using Llada.Diffusion;
 using Llada.Evaluation;
 using Llada.Model;
+using Llada.Reporting;
 using Spectre.Console;
 
 namespace Llada.Cli.Commands;
@@ -100,7 +101,8 @@ internal static class EvalCommand
 
             using var evaluated = EvaluatedModel.Load(ModelSource.Resolve(parse.GetValue(model)), modelKind);
             ModelSource.ApplyCompute(evaluated.Predictor, arithmetic, ctx.Error);
-            var baseGeneration = sampling.Build(parse, evaluated.EosTokenId, evaluated.EndOfTurnTokenId);
+            // Tasks with their own gen_length replace the lengths, so the command line alone is checked per task, not here.
+            var baseGeneration = sampling.Build(parse, evaluated.EosTokenId, evaluated.EndOfTurnTokenId, validate: false);
             bool genLengthGiven = parse.GetResult(sampling.GenLength) is { Implicit: false };
             GenerationOptions GenerationFor(EvalTask task)
             {
@@ -233,7 +235,7 @@ internal static class EvalCommand
         {
             string metrics = string.Join(", ", r.Metrics().Select(m =>
                 $"{m.Name} {EvalReport.Format(m.Value)}{(m.StandardError is { } se && double.IsFinite(se) ? $" ± {EvalReport.Format(se)}" : "")}"));
-            return $"{r.Name}: {r.Count}/{r.Total} items{(r.Complete ? "" : " (cancelled)")}, {(metrics.Length > 0 ? metrics + ", " : "")}{r.ElapsedSeconds:0.0} s";
+            return $"{r.Name}: {r.Count}/{Quantity.Of(r.Total, "item")}{(r.Complete ? "" : " (cancelled)")}, {(metrics.Length > 0 ? metrics + ", " : "")}{r.ElapsedSeconds:0.0} s";
         }
 
         private sealed class Callback(Action<EvalProgress> report) : IProgress<EvalProgress>

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using Llada.Diffusion;
+using Llada.Reporting;
 using Llada.Tokenization;
 
 namespace Llada.Cli.Commands;
@@ -22,7 +23,7 @@ internal static class GenerateCommand
         var sampling = new SamplingOptions();
         var command = new Command("generate",
             "Generate an answer with the LLaDA reverse process: start from a fully masked canvas and unmask it step by step.\n" +
-            "Examples:\n  llada generate --prompt \"What is the sum of 3 and 4?\"\n" +
+            "Examples:\n  llada generate --prompt \"Hello, my name is Maria.\" --block-length 16\n" +
             "  llada generate --prompt \"Define the word 'harbor'.\" --gen-length 64 --steps 64 --block-length 16 --visualize\n" +
             "  llada generate --model DIR --prompt-ids 1,2,3 --json")
         {
@@ -46,6 +47,7 @@ internal static class GenerateCommand
             var options = sampling.Build(parse, loaded.EosId, loaded.EndOfTurnId);
             CheckFits(promptTokens.Length, options.GenLength, options.BlockLength, loaded.Predictor.MaxSequenceLength, ids is not null,
                 parse.GetValue(noTemplate));
+            options.Validate(loaded.Predictor, [promptTokens], SamplingOptions.OptionName);
             var sampler = new ReverseProcess(loaded.Predictor);
 
             // The live canvas redraws a terminal; into a pipe or file it would only leave escape codes around the answer.
@@ -76,7 +78,7 @@ internal static class GenerateCommand
             else
             {
                 ctx.Output.WriteLine(answerText ?? string.Join(",", answer));
-                ctx.Error.WriteLine($"[{answer.Length} tokens, {result.Steps} steps, {result.ForwardPasses} forward passes{(result.WindowPasses > 0 ? $" ({result.WindowPasses} cached-window)" : "")}, {watch.Elapsed.TotalSeconds:0.00} s]");
+                ctx.Error.WriteLine($"[{Quantity.Of(answer.Length, "token")}, {Quantity.Of(result.Steps, "step")}, {Quantity.Of(result.ForwardPasses, "forward pass")}{(result.WindowPasses > 0 ? $" ({result.WindowPasses} cached-window)" : "")}, {watch.Elapsed.TotalSeconds:0.00} s]");
             }
             return Task.FromResult(0);
         });
@@ -115,7 +117,7 @@ internal static class GenerateCommand
         else
         {
             ctx.Output.WriteLine(answerText);
-            ctx.Error.WriteLine($"[autoregressive baseline: {answer.Length} tokens left to right, {watch.Elapsed.TotalSeconds:0.00} s]");
+            ctx.Error.WriteLine($"[autoregressive baseline: {Quantity.Of(answer.Length, "token")} left to right, {watch.Elapsed.TotalSeconds:0.00} s]");
         }
         return 0;
     }

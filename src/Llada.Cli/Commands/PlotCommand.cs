@@ -102,7 +102,7 @@ internal static class PlotCommand
                 svg = chart.Render();
             }
             File.WriteAllText(path, svg);
-            ctx.Output.WriteLine($"wrote {path}: {groups.Count} series, {table.Rows.Count} rows");
+            ctx.Output.WriteLine($"wrote {path}: {Quantity.Of(groups.Count, "series", "series")}, {Quantity.Of(table.Rows.Count, "row")}");
             return Task.FromResult(0);
         });
         return command;

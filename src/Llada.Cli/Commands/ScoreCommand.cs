@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Llada.Diffusion;
+using Llada.Reporting;
 
 namespace Llada.Cli.Commands;
 
@@ -93,7 +94,7 @@ internal static class ScoreCommand
                 }));
             else
                 ctx.Output.WriteLine($"log p(answer | prompt) >= {estimate.LogLikelihood:0.000} ± {estimate.StandardError:0.000} " +
-                                     $"(standard error; {estimate.Samples} samples, {answerTokens.Length} answer tokens)");
+                                     $"(standard error; {Quantity.Of(estimate.Samples, "sample")}, {Quantity.Of(answerTokens.Length, "answer token")})");
             return Task.FromResult(0);
         });
         return command;
@@ -130,7 +131,7 @@ internal static class ScoreCommand
         if (json)
             ctx.Output.WriteLine(JsonSerializer.Serialize(new { log_likelihood = ll, std_error = 0.0, model_kind = "autoregressive" }));
         else
-            ctx.Output.WriteLine($"log p(answer | prompt) = {ll:0.000} (exact: autoregressive baseline, {answerTokens.Length} answer tokens)");
+            ctx.Output.WriteLine($"log p(answer | prompt) = {ll:0.000} (exact: autoregressive baseline, {Quantity.Of(answerTokens.Length, "answer token")})");
         return 0;
     }
 

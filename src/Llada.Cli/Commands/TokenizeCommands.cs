@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Llada.Reporting;
 
 namespace Llada.Cli.Commands;
 
@@ -31,7 +32,7 @@ internal static class TokenizeCommands
             {
                 foreach (int id in ids)
                     ctx.Output.WriteLine($"{id}\t{JsonSerializer.Serialize(tokenizer.IdToToken(id) ?? "", ReadableStrings)}");
-                ctx.Error.WriteLine($"{ids.Length} tokens");
+                ctx.Error.WriteLine(Quantity.Of(ids.Length, "token"));
             }
             return 0;
         });

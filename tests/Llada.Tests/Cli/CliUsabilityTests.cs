@@ -139,6 +139,43 @@ public sealed class CliUsabilityTests(CliTestHost host) : IClassFixture<CliTestH
         Assert.Equal(expected, Assert.Single(Lines(stderr)));
     }
 
+    [Theory]
+    [InlineData("--steps 1000 is more than --gen-length 64: a step unmasks at least one token, so 64 steps (one token per step) is the most",
+        "--steps", "1000")]
+    [InlineData("--gen-length 40 is not a multiple of --block-length 32 (the answer is split into blocks of equal length): " +
+        "use --gen-length 32 or 64, or --block-length 20 or 40 (--block-length 32 is the default)", "--gen-length", "40")]
+    [InlineData("--gen-length 40 is not a multiple of --block-length 16 (the answer is split into blocks of equal length): " +
+        "use --gen-length 32 or 48, or --block-length 10 or 20", "--gen-length", "40", "--block-length", "16")]
+    [InlineData("--steps 6 is not a multiple of the number of blocks, 4 (--gen-length 16 / --block-length 4; each block gets the same steps): " +
+        "use --steps 4 or 8", "--gen-length", "16", "--block-length", "4", "--steps", "6")]
+    [InlineData("--threshold must be in (0, 1] (got 1.5)", "--threshold", "1.5")]
+    [InlineData("--cfg-scale must be finite and >= 0 (got -1)", "--cfg-scale", "-1")]
+    [InlineData("--threshold and --factor compare model confidences; they need --remasking low_confidence", "--factor", "1", "--remasking", "random")]
+    [InlineData("--remasking ar takes one step per token (--gen-length 64); drop --steps", "--remasking", "ar", "--steps", "8")]
+    public async Task Generate_names_the_options_at_fault_and_the_nearest_valid_values(string expected, params string[] options)
+    {
+        var (exit, stdout, stderr) = await CliTestHost.Run(["generate", "--model", host.ModelDir, "--prompt-ids", "1,2,3", .. options]);
+        Assert.Equal(1, exit);
+        Assert.Equal("", stdout);
+        Assert.Equal($"error: {expected}", Assert.Single(Lines(stderr)));
+    }
+
+    [Theory]
+    [InlineData("--type", "quantize", "--type", "q4")]
+    [InlineData("--dtype", "synth", "--shape", "64,1,2,128,300", "--dtype", "q4")]
+    [InlineData("--dtype", "bench", "--synthetic", "64,1,2,128,300", "--dtype", "q4")]
+    public async Task An_unknown_weight_type_names_the_option_and_the_valid_types(string option, params string[] args)
+    {
+        using var dir = new TempDir();
+        string[] full = args[0] == "bench" ? args : [.. args, "--out", dir.File("x")];
+        if (args[0] == "quantize") full = [.. full, "--model", host.ModelDir];
+        var (exit, stdout, stderr) = await CliTestHost.Run(full);
+        Assert.Equal(1, exit);
+        Assert.Equal("", stdout);
+        Assert.Equal($"error: {option} 'q4' is unknown; use f32, bf16, f16 or q8 (Q8_0, the only quantised type)", Assert.Single(Lines(stderr)));
+        Assert.False(Path.Exists(dir.File("x")));
+    }
+
     [Fact]
     public async Task Generate_visualize_into_a_redirected_output_prints_only_the_answer_and_says_why()
     {

@@ -17,6 +17,19 @@ public class DefaultModelTests
     }
 
     [Fact]
+    public async Task The_readme_quick_start_answers_what_the_readme_says_it_does()
+    {
+        string readme = File.ReadAllText(Path.Combine(Llada.Tests.Training.Data.TestTokenizers.RepoRoot(), "README.md"));
+        var command = System.Text.RegularExpressions.Regex.Match(readme, @"src/Llada.Cli -- generate --prompt ""([^""]+)"" --block-length (\d+) --visualize");
+        var answer = System.Text.RegularExpressions.Regex.Match(readme, @"It answers `([^`]+)`");
+        Assert.True(command.Success && answer.Success, "README quick start not found");
+        // --visualize only redraws a terminal; the answer is the same without it.
+        var (exit, stdout, stderr) = await CliTestHost.Run("generate", "--prompt", command.Groups[1].Value, "--block-length", command.Groups[2].Value);
+        Assert.True(exit == 0, stderr);
+        Assert.Equal(answer.Groups[1].Value, stdout.Trim());
+    }
+
+    [Fact]
     public async Task Info_describes_the_embedded_model_as_a_bf16_llada()
     {
         var (exit, stdout, stderr) = await CliTestHost.Run("info", "--json");

@@ -12,6 +12,7 @@ public sealed class ChatReplTests
         {
             Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No,
         });
+        console.Profile.Width = 400; // one line per message, so the assertions see whole sentences
         return (new ChatRepl(g, g.DefaultOptions(16), system, console, visualize: false), output);
     }
 
@@ -25,7 +26,7 @@ public sealed class ChatReplTests
         string text = output.ToString();
         Assert.Equal(2, text.Split("llada> Hi there").Length - 1);
         Assert.Contains("steps 8,", text);
-        Assert.Contains("gen_length 16 is not divisible by block_length 5", text);
+        Assert.Contains("gen_length 16 is not a multiple of block_length 5 (the answer is split into blocks of equal length): use gen_length 15 or 20, or block_length 4 or 8", text);
         Assert.Contains("unknown setting 'bogus'", text);
         Assert.Contains("cache 'triple' is unknown; use none, prefix or dual", text);
         Assert.Contains("history cleared", text);
@@ -71,6 +72,20 @@ public sealed class ChatReplTests
         Assert.Equal((32, 32), (repl.Options.GenLength, repl.Options.Steps));
         await repl.RunAsync(new StringReader("/set steps 8\n/set gen_length 16\n"), installCtrlC: false, TestContext.Current.CancellationToken);
         Assert.Equal((16, 8), (repl.Options.GenLength, repl.Options.Steps));
+        await repl.RunAsync(new StringReader("/set gen_length 4\n"), installCtrlC: false, TestContext.Current.CancellationToken);
+        Assert.Equal((4, 4), (repl.Options.GenLength, repl.Options.Steps)); // 8 steps cannot fill 4 tokens
+    }
+
+    [Fact]
+    public async Task Set_steps_beyond_one_per_token_is_refused_naming_the_most()
+    {
+        using var g = ServingTestModels.Scripted("ok");
+        var (repl, output) = Repl(g); // 16 tokens, 16 steps
+        var before = repl.Options;
+        await repl.RunAsync(new StringReader("/set steps 100\n"), installCtrlC: false, TestContext.Current.CancellationToken);
+        Assert.Contains("error: steps 100 is more than gen_length 16: a step unmasks at least one token, so 16 steps (one token per step) is the most",
+            output.ToString());
+        Assert.Equal(before, repl.Options);
     }
 
     [Fact]
