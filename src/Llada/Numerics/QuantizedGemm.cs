@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Llada.Numerics.Native;
@@ -32,7 +33,9 @@ namespace Llada.Numerics;
 /// <para>
 /// The panels are made per call from the row-major matrix, or read ready-made when the matrix was packed once by
 /// <see cref="PackedWeights"/> for the kernel that runs (signed bytes for the managed kernel, w + 128 for the
-/// emitted one); any other combination packs per call, so every kernel accepts every matrix.
+/// emitted one); any other combination packs per call, so every kernel accepts every matrix. Panels keep the file's
+/// binary16 block scales (half the bytes of float32); the emitted kernel widens them with vcvtph2ps, the managed
+/// one once per panel, both exactly.
 /// </para>
 /// </summary>
 internal static unsafe class QuantizedGemm
@@ -178,21 +181,24 @@ internal static unsafe class QuantizedGemm
         float** xs = stackalloc float*[TileRows];
         sbyte* panel = null;
         float* panelScales = null;
-        if (pr.Panels != null)
+        if (pr.Vector)
         {
-            panel = pr.Panels + item * PanelBytes(k);
-            panelScales = (float*)(panel + (long)k * PanelCols);
-        }
-        else if (pr.Vector)
-        {
-            panel = (sbyte*)ScratchBuffers.Get(5, PanelBytes(k) / sizeof(float));
-            panelScales = (float*)(panel + (long)k * PanelCols);
-            Pack(pr.W, pr.WScales, k, j0, cols, panel, panelScales, offset: pr.Native != null);
-        }
-        if (pr.Native != null)
-        {
-            NativePanel(ref pr, j0, cols, panel, panelScales, tile);
-            return;
+            // Slot 5: the panel when it is packed per call, then the managed kernel's float32 copy of its scales.
+            float* scratch = ScratchBuffers.Get(5, (PanelBytes(k) + (long)pr.Blocks * PanelCols * sizeof(float)) / sizeof(float));
+            if (pr.Panels != null) panel = pr.Panels + item * PanelBytes(k);
+            else
+            {
+                panel = (sbyte*)scratch;
+                Pack(pr.W, pr.WScales, k, j0, cols, panel, PanelScales(panel, k), offset: pr.Native != null);
+            }
+            if (pr.Native != null)
+            {
+                NativePanel(ref pr, j0, cols, panel, PanelScales(panel, k), tile);
+                return;
+            }
+            // Widened once per panel (exact), then read by every row tile.
+            panelScales = scratch + PanelBytes(k) / sizeof(float);
+            TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(PanelScales(panel, k), pr.Blocks * PanelCols), new Span<float>(panelScales, pr.Blocks * PanelCols));
         }
         for (int i = 0; i < pr.M; i += TileRows)
         {
@@ -228,7 +234,7 @@ internal static unsafe class QuantizedGemm
     }
 
     /// <summary>All row tiles of one packed panel through the emitted VNNI kernel (6 rows a call, the last call fewer).</summary>
-    private static void NativePanel(ref Problem pr, int j0, int cols, sbyte* panel, float* panelScales, float* tile)
+    private static void NativePanel(ref Problem pr, int j0, int cols, sbyte* panel, Half* panelScales, float* tile)
     {
         long rowBytes = (long)pr.Blocks * VnniQ8Kernel.ActivationBlockBytes;
         TileKernelArgs args;
@@ -245,8 +251,11 @@ internal static unsafe class QuantizedGemm
         }
     }
 
-    /// <summary>Bytes of one panel for k columns: k · 32 quants, then blocks · 32 float32 scales.</summary>
-    internal static long PanelBytes(int k) => (long)k * PanelCols + (long)(k / B) * PanelCols * sizeof(float);
+    /// <summary>Bytes of one panel for k columns: k · 32 quants, then blocks · 32 binary16 scales (a multiple of 64).</summary>
+    internal static long PanelBytes(int k) => (long)k * PanelCols + (long)(k / B) * PanelCols * sizeof(ushort);
+
+    /// <summary>The binary16 block scales [blocks][32] of a panel for k columns, after its quants.</summary>
+    internal static Half* PanelScales(sbyte* panel, int k) => (Half*)(panel + (long)k * PanelCols);
 
     /// <summary>Bytes of all panels of a Q8_0 matrix (<see cref="PackPanels"/>): one per 32 rows, the last one full-width.</summary>
     internal static long PackedByteLength(in WeightMatrix w) => (long)((w.Rows + PanelCols - 1) / PanelCols) * PanelBytes(w.Cols);
@@ -275,15 +284,16 @@ internal static unsafe class QuantizedGemm
         ref PackJob job = ref *(PackJob*)context;
         int item = job.First + i, j0 = item * PanelCols;
         sbyte* panel = job.Panels + item * PanelBytes(job.K);
-        Pack(job.W, job.Scales, job.K, j0, Math.Min(PanelCols, job.N - j0), panel, (float*)(panel + (long)job.K * PanelCols), job.Offset);
+        Pack(job.W, job.Scales, job.K, j0, Math.Min(PanelCols, job.N - j0), panel, PanelScales(panel, job.K), job.Offset);
     }
 
     /// <summary>
     /// Interleaves W rows [j0, j0 + cols) into panel[(g * 32 + c) * 4 + t] = w[j0 + c, 4g + t] and their block scales
-    /// into float32 scales[b * 32 + c]. Columns past the matrix repeat its last row; their results are never stored.
+    /// into scales[b * 32 + c], kept binary16 as in the file (the kernels widen them, exactly). Columns past the matrix
+    /// repeat its last row; their results are never stored.
     /// With <paramref name="offset"/> the bytes become w + 128 (the sign bit flipped), the emitted kernel's unsigned operand.
     /// </summary>
-    private static void Pack(sbyte* w, Half* wScales, int k, int j0, int cols, sbyte* panel, float* scales, bool offset)
+    private static void Pack(sbyte* w, Half* wScales, int k, int j0, int cols, sbyte* panel, Half* scales, bool offset)
     {
         int blocks = k / B;
         PackPanel(w, k, j0, cols, panel);
@@ -295,7 +305,7 @@ internal static unsafe class QuantizedGemm
         for (int c = 0; c < PanelCols; c++)
         {
             Half* rowScales = wScales + (long)(j0 + Math.Min(c, cols - 1)) * blocks;
-            for (int b = 0; b < blocks; b++) scales[b * PanelCols + c] = (float)rowScales[b];
+            for (int b = 0; b < blocks; b++) scales[b * PanelCols + c] = rowScales[b];
         }
     }
 

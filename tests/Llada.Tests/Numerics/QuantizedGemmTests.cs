@@ -211,6 +211,19 @@ public class QuantizedGemmTests
 
     private static unsafe void IsPacked(WeightMatrix w) => Assert.True(w.Panels != null);
 
+    /// <summary>Panel scale [b][c] of every panel holds the file's binary16 scale of block b of row 32·panel + c (the last row past n), bit for bit.</summary>
+    private static unsafe void PanelScalesAreTheFileScales(WeightMatrix packed, Q8Weights w, int n, int k)
+    {
+        int blocks = k / Q8Blocks.BlockSize;
+        for (int panel = 0; panel < (n + 31) / 32; panel++)
+        {
+            var scales = (ushort*)(packed.Panels + panel * (32L * k + 2L * k) + 32L * k);
+            for (int b = 0; b < blocks; b++)
+                for (int c = 0; c < 32; c++)
+                    Assert.Equal(BitConverter.HalfToUInt16Bits(w.Scales[Math.Min(panel * 32 + c, n - 1) * blocks + b]), scales[b * 32 + c]);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Shapes))]
     public void Prepacked_matrices_equal_the_integer_definition_under_every_kernel_and_layout(int m, int n, int k)
@@ -222,8 +235,9 @@ public class QuantizedGemmTests
         using var store = new PackedWeights();
         var packed = PackedUnderEveryLayout(w, store);
         Assert.All(packed, IsPacked);
-        // One panel per 32 rows (the last one padded): k * 32 quants and k float32 scales each.
-        Assert.Equal(packed.Count * ((n + 31) / 32) * (32L * k + 4L * k), store.ByteLength);
+        // One panel per 32 rows (the last one padded): k * 32 quants and k binary16 scales each.
+        Assert.Equal(packed.Count * ((n + 31) / 32) * (32L * k + 2L * k), store.ByteLength);
+        foreach (var p in packed) PanelScalesAreTheFileScales(p, w, n, k);
         // Each kernel reads the panels packed for it and packs per call from the rows for the other layout.
         ForEachKernel(() =>
         {

@@ -11,8 +11,8 @@ internal unsafe struct TileKernelArgs
 {
     /// <summary>The packed weight panel [k/4 or k/2][32 columns][4 bytes].</summary>
     public byte* Panel;
-    /// <summary>Float32 weight block scales [blocks][32 columns] (Q8_0 only).</summary>
-    public float* Scales;
+    /// <summary>Binary16 weight block scales [blocks][32 columns] (Q8_0 only).</summary>
+    public Half* Scales;
     /// <summary>Trips of the kernel's main loop (at least 1).</summary>
     public long Steps;
     /// <summary>Output tile [rows][32] float32.</summary>
@@ -27,7 +27,7 @@ internal unsafe struct TileKernelArgs
 /// What the emitted tile kernels share: the frame (callee-saved registers, argument loading, the tile store) and
 /// the making of one executable function per tile height 1..<see cref="MaxRows"/>.
 /// Register use: rax = the argument block, rbx/rcx/rdx/rsi/rdi/r8 = the activation rows, r9 = the panel,
-/// r10 = the scales, r11 = the loop counter; zmm0-27 are the kernel's.
+/// r10 = the scales, r11 = the loop counter; zmm0-31 are the kernel's.
 /// </summary>
 internal static unsafe class TileKernel
 {

@@ -14,7 +14,8 @@ namespace Llada.Numerics.Native;
 /// </para>
 /// <para>
 /// Tile: up to 6 rows x 32 columns, i.e. 12 int32 block accumulators (zmm0-11) and 12 float32 accumulators
-/// (zmm12-23) in registers, two weight registers shared by all rows; one variant per row count 1..6.
+/// (zmm12-23) in registers, two weight registers and two weight-scale registers (zmm28-29) shared by all rows; one
+/// variant per row count 1..6.
 /// </para>
 /// </summary>
 internal static class VnniQ8Kernel
@@ -30,6 +31,7 @@ internal static class VnniQ8Kernel
     private static Zmm Int(int r, int c) => new(r * ColumnVectors + c);
     private static Zmm Float(int r, int c) => new(12 + r * ColumnVectors + c);
     private static Zmm Weight(int c) => new(24 + c);
+    private static Zmm WeightScale(int c) => new(28 + c);
 
     /// <summary>The machine code of the kernel for <paramref name="rows"/> (1..6) rows; <paramref name="windows"/> picks the calling convention.</summary>
     public static byte[] Emit(int rows, bool windows)
@@ -53,19 +55,21 @@ internal static class VnniQ8Kernel
                 for (int c = 0; c < ColumnVectors; c++)
                     e.Vpdpbusd(Int(r, c), Weight(c), new Mem(row[r], 4 * g, Broadcast: true));
         }
-        // f = fma(float(s), ws · xs, f), the managed kernel's operations in the same order.
+        // f = fma(float(s), ws · xs, f), the managed kernel's operations in the same order; the binary16 weight
+        // scales widen exactly to float32, once per block for all rows.
+        for (int c = 0; c < ColumnVectors; c++) e.ConvertHalfToSingle(WeightScale(c), new Mem(scales, 16 * sizeof(ushort) * c));
         for (int r = 0; r < rows; r++)
         {
             e.Broadcast32(Scale, new Mem(row[r], ScaleOffset));
             for (int c = 0; c < ColumnVectors; c++)
             {
-                e.Multiply(Product, Scale, new Mem(scales, 64 * c));
+                e.Multiply(Product, Scale, WeightScale(c));
                 e.ConvertInt32ToSingle(Int(r, c), Int(r, c));
                 e.FusedMultiplyAdd231(Float(r, c), Int(r, c), Product);
             }
         }
         e.Add(panel, PanelBlockBytes);
-        e.Add(scales, Columns * sizeof(float));
+        e.Add(scales, Columns * sizeof(ushort));
         for (int r = 0; r < rows; r++) e.Add(row[r], ActivationBlockBytes);
         e.Dec(TileKernel.Count);
         e.Jnz(loop);

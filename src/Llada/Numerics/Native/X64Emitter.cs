@@ -105,8 +105,11 @@ internal sealed class X64Emitter
     /// <summary>vfmadd231ps acc, a, b: acc = a·b + acc with one rounding.</summary>
     public void FusedMultiplyAdd231(Zmm acc, Zmm a, Zmm b) => VectorOp(Map0F38, Pp66, 0xB8, acc, a.Index, b);
 
-    /// <summary>vmulps dst, a, [mem].</summary>
-    public void Multiply(Zmm dst, Zmm a, Mem b) => VectorOp(Map0F, PpNone, 0x59, dst.Index, a.Index, b);
+    /// <summary>vcvtph2ps zmm, ymmword [mem]: 16 binary16 values to float32 (exact).</summary>
+    public void ConvertHalfToSingle(Zmm dst, Mem src) => VectorOp(Map0F38, Pp66, 0x13, dst.Index, NoVvvv, src);
+
+    /// <summary>vmulps dst, a, b.</summary>
+    public void Multiply(Zmm dst, Zmm a, Zmm b) => VectorOp(Map0F, PpNone, 0x59, dst, a.Index, b);
 
     /// <summary>vpxord dst, a, b (with a = b = dst: the zeroing idiom).</summary>
     public void Xor(Zmm dst, Zmm a, Zmm b) => VectorOp(Map0F, Pp66, 0xEF, dst, a.Index, b);
