@@ -4,7 +4,7 @@ namespace Llada.Numerics;
 
 /// <summary>
 /// Q8_0 matrices packed once, at load, into the panel layout the matrix kernel otherwise builds on every call
-/// (<see cref="QuantizedGemm"/>: 32 rows interleaved as [k/4][32][4] bytes, then [k/32][32] float32 scales), in
+/// (<see cref="QuantizedGemm"/>: 32 rows interleaved as [k/4][32][4] bytes, then [k/32][32] binary16 scales as in the file), in
 /// native memory this object owns until <see cref="Dispose"/>. The layout is the one of the kernel running at
 /// packing time: w + 128 for the emitted AVX512-VNNI kernel, w for the managed AVX-512BW kernel. A matrix whose
 /// panels do not fit the kernel that runs later (a test or <c>LLADA_NATIVE_KERNELS</c> switched kernels) is packed
