@@ -1,0 +1,178 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Llada.Numerics;
+
+/// <summary>
+/// The wide tile of the small-m path (AVX-512 machines): 8 x rows by 3 weight rows per call, 24 Vector256
+/// accumulators held in the 32 EVEX registers. Against the 4x4 tile it loads each widened weight chunk once for 8
+/// rows instead of 4 and reduces 8 sums per shuffle sequence instead of 4, which is what a KV-cache window pass
+/// (8-32 activation rows against short k) spends its time on.
+/// <para>
+/// Every output element is summed exactly as <see cref="Dot4x4"/> sums it (the fixed order the 4x4 tile, the
+/// thread split and the golden fixtures rely on): lane l of its accumulator takes the terms p = l (mod 8) of the
+/// first k - k % 8 with fused multiply-adds in increasing p, the lanes fold as ((l0+l4)+(l1+l5))+((l2+l6)+(l3+l7)),
+/// then the last k % 8 terms are added one at a time. So the two tiles agree to the bit, and rows that do not fill
+/// a wide tile can take the 4x4 one.
+/// </para>
+/// </summary>
+internal static unsafe partial class GemmEngine
+{
+    /// <summary>x rows and weight rows (output columns) of the wide tile.</summary>
+    private const int WideRows = 8, WideCols = 3;
+
+    /// <summary>Output columns per small-m work item are a multiple of this: whole wide tiles and whole 4x4 tiles.</summary>
+    private const int SmallColumnUnit = 12;
+
+    /// <summary>Whether the wide tile runs: it needs the 32 vector registers of AVX-512 (16 would spill).</summary>
+    private static bool WideTile(ref Problem pr) => pr.Kind == KernelKind.Vector512 && Avx512F.VL.IsSupported && pr.M > 4;
+
+    /// <summary>
+    /// Rows [0, returned) of the item's columns [j0, j1) through the wide tile: every full group of 8 rows, and a
+    /// last partial group of 5-7 (its missing rows repeat the last one). A remainder of 1-4 rows is left to the
+    /// 4x4 tile, which wastes less on it.
+    /// </summary>
+    private static int DotRowsWide(ref Problem pr, int j0, int j1)
+    {
+        int m = pr.M, k = pr.K;
+        int rowsDone = m % WideRows > 4 ? m : m / WideRows * WideRows;
+        if (rowsDone == 0) return 0;
+        // f16 rows are converted to float32 once per column group; bf16 is widened inside the tile (one shift per
+        // chunk, cheaper than a store and a reload).
+        float* convert = pr.BType == DType.F16 ? ScratchBuffers.Get(2, (long)WideCols * k) : null;
+        float* sums = stackalloc float[WideRows * WideCols];
+        float** x = stackalloc float*[WideRows];
+        void** w = stackalloc void*[WideCols];
+        int size = DTypes.SizeOf(pr.BType);
+        for (int j = j0; j < j1; j += WideCols)
+        {
+            int cols = Math.Min(WideCols, j1 - j);
+            for (int q = 0; q < WideCols; q++)
+                w[q] = (byte*)pr.B + (j + Math.Min(q, cols - 1)) * pr.Ldb * size; // unused slots repeat the last row
+            if (convert != null)
+            {
+                for (int q = 0; q < cols; q++)
+                    System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w[q], k), new Span<float>(convert + q * k, k));
+                for (int q = 0; q < WideCols; q++) w[q] = convert + Math.Min(q, cols - 1) * k;
+            }
+            for (int i = 0; i < rowsDone; i += WideRows)
+            {
+                int rows = Math.Min(WideRows, rowsDone - i);
+                for (int r = 0; r < WideRows; r++) x[r] = pr.A + (i + Math.Min(r, rows - 1)) * pr.Lda;
+                if (pr.BType == DType.BF16) Dot8x3<Bf16Row>(x, w, k, sums);
+                else Dot8x3<F32Row>(x, w, k, sums);
+                StoreTile(sums, rows, cols, pr.C + i * pr.Ldc + j, pr.Ldc, pr.Alpha, pr.Beta);
+            }
+        }
+        return rowsDone;
+    }
+
+    /// <summary>c[r, q] = alpha * sums[q * 8 + r] (+ c[r, q], or + beta * c[r, q]), with the rounding of the 4x4 tile's epilogue.</summary>
+    private static void StoreTile(float* sums, int rows, int cols, float* c, long ldc, float alpha, float beta)
+    {
+        for (int r = 0; r < rows; r++, c += ldc)
+        {
+            if (beta == 0)
+                for (int q = 0; q < cols; q++) c[q] = alpha * sums[q * WideRows + r];
+            else if (beta == 1)
+                for (int q = 0; q < cols; q++) c[q] += alpha * sums[q * WideRows + r];
+            else
+                for (int q = 0; q < cols; q++) c[q] = beta * c[q] + alpha * sums[q * WideRows + r];
+        }
+    }
+
+    /// <summary>A weight row as the wide tile reads it: eight elements widened to float32, or one.</summary>
+    private interface IWeightRow
+    {
+        static abstract Vector256<float> Load8(void* row, int p);
+        static abstract float At(void* row, int p);
+    }
+
+    private readonly struct F32Row : IWeightRow
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load8(void* row, int p) => Vector256.Load((float*)row + p);
+
+        public static float At(void* row, int p) => ((float*)row)[p];
+    }
+
+    private readonly struct Bf16Row : IWeightRow
+    {
+        // Zero-extend eight bf16 to 32 bits straight from memory, then shift them into the float's high half.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load8(void* row, int p) =>
+            Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32((ushort*)row + p), 16).AsSingle();
+
+        public static float At(void* row, int p) => DTypes.BF16ToSingle(((ushort*)row)[p]);
+    }
+
+    /// <summary>sums[q * 8 + r] = dot(x[r], w[q]) for r &lt; 8, q &lt; 3, in the summation order of <see cref="Dot4x4"/>.</summary>
+    private static void Dot8x3<TRow>(float** x, void** w, int k, float* sums) where TRow : struct, IWeightRow
+    {
+        float* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3], x4 = x[4], x5 = x[5], x6 = x[6], x7 = x[7];
+        void* w0 = w[0], w1 = w[1], w2 = w[2];
+        Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default;
+        Vector256<float> a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
+        Vector256<float> a40 = default, a41 = default, a42 = default, a50 = default, a51 = default, a52 = default;
+        Vector256<float> a60 = default, a61 = default, a62 = default, a70 = default, a71 = default, a72 = default;
+        int p = 0;
+        for (; p + 8 <= k; p += 8)
+        {
+            var v0 = TRow.Load8(w0, p);
+            var v1 = TRow.Load8(w1, p);
+            var v2 = TRow.Load8(w2, p);
+            var u = Vector256.Load(x0 + p);
+            a00 = Vector256.FusedMultiplyAdd(u, v0, a00); a01 = Vector256.FusedMultiplyAdd(u, v1, a01); a02 = Vector256.FusedMultiplyAdd(u, v2, a02);
+            u = Vector256.Load(x1 + p);
+            a10 = Vector256.FusedMultiplyAdd(u, v0, a10); a11 = Vector256.FusedMultiplyAdd(u, v1, a11); a12 = Vector256.FusedMultiplyAdd(u, v2, a12);
+            u = Vector256.Load(x2 + p);
+            a20 = Vector256.FusedMultiplyAdd(u, v0, a20); a21 = Vector256.FusedMultiplyAdd(u, v1, a21); a22 = Vector256.FusedMultiplyAdd(u, v2, a22);
+            u = Vector256.Load(x3 + p);
+            a30 = Vector256.FusedMultiplyAdd(u, v0, a30); a31 = Vector256.FusedMultiplyAdd(u, v1, a31); a32 = Vector256.FusedMultiplyAdd(u, v2, a32);
+            u = Vector256.Load(x4 + p);
+            a40 = Vector256.FusedMultiplyAdd(u, v0, a40); a41 = Vector256.FusedMultiplyAdd(u, v1, a41); a42 = Vector256.FusedMultiplyAdd(u, v2, a42);
+            u = Vector256.Load(x5 + p);
+            a50 = Vector256.FusedMultiplyAdd(u, v0, a50); a51 = Vector256.FusedMultiplyAdd(u, v1, a51); a52 = Vector256.FusedMultiplyAdd(u, v2, a52);
+            u = Vector256.Load(x6 + p);
+            a60 = Vector256.FusedMultiplyAdd(u, v0, a60); a61 = Vector256.FusedMultiplyAdd(u, v1, a61); a62 = Vector256.FusedMultiplyAdd(u, v2, a62);
+            u = Vector256.Load(x7 + p);
+            a70 = Vector256.FusedMultiplyAdd(u, v0, a70); a71 = Vector256.FusedMultiplyAdd(u, v1, a71); a72 = Vector256.FusedMultiplyAdd(u, v2, a72);
+        }
+        Reduce8(a00, a10, a20, a30, a40, a50, a60, a70).Store(sums);
+        Reduce8(a01, a11, a21, a31, a41, a51, a61, a71).Store(sums + WideRows);
+        Reduce8(a02, a12, a22, a32, a42, a52, a62, a72).Store(sums + 2 * WideRows);
+        for (; p < k; p++)
+            for (int q = 0; q < WideCols; q++)
+            {
+                float wq = TRow.At(w[q], p);
+                for (int r = 0; r < WideRows; r++) sums[q * WideRows + r] += x[r][p] * wq;
+            }
+    }
+
+    /// <summary>
+    /// Lane r of the result = the sum of all 8 lanes of input r, as ((l0+l4)+(l1+l5))+((l2+l6)+(l3+l7)) like
+    /// <see cref="Reduce4"/>, for eight accumulators at once (full-width shuffles and adds instead of 128-bit ones).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Reduce8(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3,
+        Vector256<float> a4, Vector256<float> a5, Vector256<float> a6, Vector256<float> a7)
+    {
+        // Only instructions with EVEX forms (vshuff32x4, vshufps, vaddps), so the accumulators can stay in ymm16-31.
+        // [lanes 0-3 of x | lanes 0-3 of y] + [lanes 4-7 of x | lanes 4-7 of y]: each input folded to four lanes,
+        // inputs paired (a0, a4), (a1, a5), ... so that the pairwise adds below leave lane r for input r.
+        var t04 = Avx512F.VL.Shuffle2x128(a0, a4, 0b00) + Avx512F.VL.Shuffle2x128(a0, a4, 0b11);
+        var t15 = Avx512F.VL.Shuffle2x128(a1, a5, 0b00) + Avx512F.VL.Shuffle2x128(a1, a5, 0b11);
+        var t26 = Avx512F.VL.Shuffle2x128(a2, a6, 0b00) + Avx512F.VL.Shuffle2x128(a2, a6, 0b11);
+        var t37 = Avx512F.VL.Shuffle2x128(a3, a7, 0b00) + Avx512F.VL.Shuffle2x128(a3, a7, 0b11);
+        // Per 128-bit half: (l0+l4)+(l1+l5) and (l2+l6)+(l3+l7) of two inputs, then their sum.
+        var h0 = PairwiseAdd(t04, t15);
+        var h1 = PairwiseAdd(t26, t37);
+        return PairwiseAdd(h0, h1);
+    }
+
+    /// <summary>What vhaddps computes ([a0+a1, a2+a3, b0+b1, b2+b3] per 128-bit half), from EVEX-encodable shuffles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> PairwiseAdd(Vector256<float> a, Vector256<float> b) =>
+        Avx.Shuffle(a, b, 0b10_00_10_00) + Avx.Shuffle(a, b, 0b11_01_11_01);
+}
