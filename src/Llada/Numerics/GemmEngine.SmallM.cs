@@ -50,6 +50,14 @@ internal static unsafe partial class GemmEngine
             int cols = Math.Min(WideCols, j1 - j);
             for (int q = 0; q < WideCols; q++)
                 w[q] = (byte*)pr.B + (j + Math.Min(q, cols - 1)) * pr.Ldb * size; // unused slots repeat the last row
+            // The weights stream from L3 or memory (a window pass reads every matrix once); fetch the next column
+            // group's rows while this one computes, or each group would start with three cache misses.
+            long rowBytes = (long)k * size;
+            for (int q = j + WideCols; q < Math.Min(j + 2 * WideCols, j1); q++)
+            {
+                byte* next = (byte*)pr.B + q * pr.Ldb * size;
+                for (long off = 0; off < rowBytes; off += 64) Sse.Prefetch0(next + off);
+            }
             if (convert != null)
             {
                 for (int q = 0; q < cols; q++)
