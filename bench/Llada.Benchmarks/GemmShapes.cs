@@ -53,11 +53,11 @@ internal static class GemmShapes
 
     /// <summary>
     /// The shipped tiny model's products (d_model 256, 2 KV heads of 64, MLP 704, vocab 4096) at KV-cache window sizes
-    /// (8, 16, 32 rows): the small-m path's working set, which sets the speed of a cached sampling step.
+    /// (8, 16, 32 rows by default): the small-m path's working set, which sets the speed of a cached sampling step.
     /// </summary>
-    public static readonly (string Name, int M, int N, int K)[] Tiny =
+    public static (string Name, int M, int N, int K)[] Tiny(int[] rows) =>
     [
-        .. new[] { 8, 16, 32 }.SelectMany(m => new[]
+        .. rows.SelectMany(m => new[]
         {
             ($"k/v {m}x128x256", m, 128, 256),
             ($"q/o {m}x256x256", m, 256, 256),

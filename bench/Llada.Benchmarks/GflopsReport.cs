@@ -7,7 +7,7 @@ namespace Llada.Benchmarks;
 /// <summary>
 /// Quick console report: GFLOP/s of each product variant per shape (best of a few timed repetitions after a
 /// warm-up), with OpenBLAS alongside when the library is installed. Run:
-/// dotnet run -c Release --project bench/Llada.Benchmarks -- gflops [--threads N] [--cpu] [--small | --mid | --tiny [--bf16-only] | --q8 [--rounds R]]
+/// dotnet run -c Release --project bench/Llada.Benchmarks -- gflops [--threads N] [--cpu] [--small | --mid | --tiny [--m 8,16,32] [--bf16-only] | --q8 [--rounds R]]
 /// With --q8: the Q8_0 integer product next to the float32 one on <see cref="GemmShapes.Q8"/>, timed in R
 /// interleaved rounds (f32, q8, f32, q8, ...) and reported as medians of the per-round bests, so that load from
 /// other processes hits both alike.
@@ -23,6 +23,8 @@ internal static unsafe class GflopsReport
         _cpuTime = args.Contains("--cpu");
         bool small = args.Contains("--small"), mid = args.Contains("--mid"), tiny = args.Contains("--tiny");
         _bf16Only = args.Contains("--bf16-only");
+        int mAt = Array.IndexOf(args, "--m");
+        int[] rows = mAt >= 0 ? args[mAt + 1].Split(',').Select(int.Parse).ToArray() : [8, 16, 32];
         int smallM = Array.IndexOf(args, "--smallm");
         if (smallM >= 0) GemmEngine.SmallM = int.Parse(args[smallM + 1]);
         if (args.Contains("--q8"))
@@ -33,7 +35,7 @@ internal static unsafe class GflopsReport
         }
         Console.WriteLine($"threads={threads} kernel={GemmEngine.Kind} openblas={(OpenBlas.Available ? "yes" : "not installed")}");
         Console.WriteLine($"{"shape",-28} {"MT f32",9} {"MT bf16",9} {"Sgemm NT",9} {"Sgemm NN",9} {"Sgemm TN",9} {"OpenBLAS NT",11}   (GFLOP/s)");
-        foreach (var (name, m, n, k) in small ? GemmShapes.Small : tiny ? GemmShapes.Tiny : mid ? GemmShapes.Mid : [.. GemmShapes.Mid, .. GemmShapes.All])
+        foreach (var (name, m, n, k) in small ? GemmShapes.Small : tiny ? GemmShapes.Tiny(rows) : mid ? GemmShapes.Mid : [.. GemmShapes.Mid, .. GemmShapes.All])
             Report(name, m, n, k);
     }
 

@@ -13,8 +13,7 @@ namespace Llada.Numerics;
 /// Every output element is summed exactly as <see cref="Dot4x4"/> sums it (the fixed order the 4x4 tile, the
 /// thread split and the golden fixtures rely on): lane l of its accumulator takes the terms p = l (mod 8) of the
 /// first k - k % 8 with fused multiply-adds in increasing p, the lanes fold as ((l0+l4)+(l1+l5))+((l2+l6)+(l3+l7)),
-/// then the last k % 8 terms are added one at a time. So the two tiles agree to the bit, and rows that do not fill
-/// a wide tile can take the 4x4 one.
+/// then the last k % 8 terms are added one at a time. So the two tiles agree to the bit, whichever runs.
 /// </para>
 /// </summary>
 internal static unsafe partial class GemmEngine
@@ -25,19 +24,19 @@ internal static unsafe partial class GemmEngine
     /// <summary>Output columns per small-m work item are a multiple of this: whole wide tiles and whole 4x4 tiles.</summary>
     private const int SmallColumnUnit = 12;
 
-    /// <summary>Whether the wide tile runs: it needs the 32 vector registers of AVX-512 (16 would spill).</summary>
+    /// <summary>
+    /// Whether the wide tile runs: it needs the 32 vector registers of AVX-512 (16 would spill). One to four x rows
+    /// (decode) keep the 4x4 tile, whose on-the-fly widening suits a single pass over memory-bound weights.
+    /// </summary>
     private static bool WideTile(ref Problem pr) => pr.Kind == KernelKind.Vector512 && Avx512F.VL.IsSupported && pr.M > 4;
 
     /// <summary>
-    /// Rows [0, returned) of the item's columns [j0, j1) through the wide tile: every full group of 8 rows, and a
-    /// last partial group of 5-7 (its missing rows repeat the last one). A remainder of 1-4 rows is left to the
-    /// 4x4 tile, which wastes less on it.
+    /// All rows of the item's columns [j0, j1) through the wide tile: groups of 8 rows, the last one of 5-7 rows
+    /// with its missing rows repeating the last one, or of 1-4 rows through the tile's four-row variant.
     /// </summary>
-    private static int DotRowsWide(ref Problem pr, int j0, int j1)
+    private static void DotRowsWide(ref Problem pr, int j0, int j1)
     {
         int m = pr.M, k = pr.K;
-        int rowsDone = m % WideRows > 4 ? m : m / WideRows * WideRows;
-        if (rowsDone == 0) return 0;
         // f16 rows are converted to float32 once per column group; bf16 is widened inside the tile (one shift per
         // chunk, cheaper than a store and a reload).
         float* convert = pr.BType == DType.F16 ? ScratchBuffers.Get(2, (long)WideCols * k) : null;
@@ -64,16 +63,21 @@ internal static unsafe partial class GemmEngine
                     System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w[q], k), new Span<float>(convert + q * k, k));
                 for (int q = 0; q < WideCols; q++) w[q] = convert + Math.Min(q, cols - 1) * k;
             }
-            for (int i = 0; i < rowsDone; i += WideRows)
+            for (int i = 0; i < m; i += WideRows)
             {
-                int rows = Math.Min(WideRows, rowsDone - i);
+                int rows = Math.Min(WideRows, m - i);
                 for (int r = 0; r < WideRows; r++) x[r] = pr.A + (i + Math.Min(r, rows - 1)) * pr.Lda;
-                if (pr.BType == DType.BF16) Dot8x3<Bf16Row>(x, w, k, sums);
-                else Dot8x3<F32Row>(x, w, k, sums);
+                bool bf16 = pr.BType == DType.BF16;
+                if (rows > 4)
+                {
+                    if (bf16) DotWide<Bf16Row, EightRows>(x, w, k, sums);
+                    else DotWide<F32Row, EightRows>(x, w, k, sums);
+                }
+                else if (bf16) DotWide<Bf16Row, FourRows>(x, w, k, sums);
+                else DotWide<F32Row, FourRows>(x, w, k, sums);
                 StoreTile(sums, rows, cols, pr.C + i * pr.Ldc + j, pr.Ldc, pr.Alpha, pr.Beta);
             }
         }
-        return rowsDone;
     }
 
     /// <summary>c[r, q] = alpha * sums[q * 8 + r] (+ c[r, q], or + beta * c[r, q]), with the rounding of the 4x4 tile's epilogue.</summary>
@@ -115,8 +119,27 @@ internal static unsafe partial class GemmEngine
         public static float At(void* row, int p) => DTypes.BF16ToSingle(((ushort*)row)[p]);
     }
 
-    /// <summary>sums[q * 8 + r] = dot(x[r], w[q]) for r &lt; 8, q &lt; 3, in the summation order of <see cref="Dot4x4"/>.</summary>
-    private static void Dot8x3<TRow>(float** x, void** w, int k, float* sums) where TRow : struct, IWeightRow
+    /// <summary>Rows of a wide tile: all eight, or the first four (a last group of 1-4 rows wastes less on it).</summary>
+    private interface ITileRows
+    {
+        static abstract bool Eight { get; }
+    }
+
+    private readonly struct EightRows : ITileRows
+    {
+        public static bool Eight => true;
+    }
+
+    private readonly struct FourRows : ITileRows
+    {
+        public static bool Eight => false;
+    }
+
+    /// <summary>
+    /// sums[q * 8 + r] = dot(x[r], w[q]) for q &lt; 3 and r &lt; 8 (r &lt; 4 with <see cref="FourRows"/>), in the
+    /// summation order of <see cref="Dot4x4"/>.
+    /// </summary>
+    private static void DotWide<TRow, TRows>(float** x, void** w, int k, float* sums) where TRow : struct, IWeightRow where TRows : struct, ITileRows
     {
         float* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3], x4 = x[4], x5 = x[5], x6 = x[6], x7 = x[7];
         void* w0 = w[0], w1 = w[1], w2 = w[2];
@@ -138,14 +161,17 @@ internal static unsafe partial class GemmEngine
             a20 = Vector256.FusedMultiplyAdd(u, v0, a20); a21 = Vector256.FusedMultiplyAdd(u, v1, a21); a22 = Vector256.FusedMultiplyAdd(u, v2, a22);
             u = Vector256.Load(x3 + p);
             a30 = Vector256.FusedMultiplyAdd(u, v0, a30); a31 = Vector256.FusedMultiplyAdd(u, v1, a31); a32 = Vector256.FusedMultiplyAdd(u, v2, a32);
-            u = Vector256.Load(x4 + p);
-            a40 = Vector256.FusedMultiplyAdd(u, v0, a40); a41 = Vector256.FusedMultiplyAdd(u, v1, a41); a42 = Vector256.FusedMultiplyAdd(u, v2, a42);
-            u = Vector256.Load(x5 + p);
-            a50 = Vector256.FusedMultiplyAdd(u, v0, a50); a51 = Vector256.FusedMultiplyAdd(u, v1, a51); a52 = Vector256.FusedMultiplyAdd(u, v2, a52);
-            u = Vector256.Load(x6 + p);
-            a60 = Vector256.FusedMultiplyAdd(u, v0, a60); a61 = Vector256.FusedMultiplyAdd(u, v1, a61); a62 = Vector256.FusedMultiplyAdd(u, v2, a62);
-            u = Vector256.Load(x7 + p);
-            a70 = Vector256.FusedMultiplyAdd(u, v0, a70); a71 = Vector256.FusedMultiplyAdd(u, v1, a71); a72 = Vector256.FusedMultiplyAdd(u, v2, a72);
+            if (TRows.Eight)
+            {
+                u = Vector256.Load(x4 + p);
+                a40 = Vector256.FusedMultiplyAdd(u, v0, a40); a41 = Vector256.FusedMultiplyAdd(u, v1, a41); a42 = Vector256.FusedMultiplyAdd(u, v2, a42);
+                u = Vector256.Load(x5 + p);
+                a50 = Vector256.FusedMultiplyAdd(u, v0, a50); a51 = Vector256.FusedMultiplyAdd(u, v1, a51); a52 = Vector256.FusedMultiplyAdd(u, v2, a52);
+                u = Vector256.Load(x6 + p);
+                a60 = Vector256.FusedMultiplyAdd(u, v0, a60); a61 = Vector256.FusedMultiplyAdd(u, v1, a61); a62 = Vector256.FusedMultiplyAdd(u, v2, a62);
+                u = Vector256.Load(x7 + p);
+                a70 = Vector256.FusedMultiplyAdd(u, v0, a70); a71 = Vector256.FusedMultiplyAdd(u, v1, a71); a72 = Vector256.FusedMultiplyAdd(u, v2, a72);
+            }
         }
         Reduce8(a00, a10, a20, a30, a40, a50, a60, a70).Store(sums);
         Reduce8(a01, a11, a21, a31, a41, a51, a61, a71).Store(sums + WideRows);
@@ -154,7 +180,7 @@ internal static unsafe partial class GemmEngine
             for (int q = 0; q < WideCols; q++)
             {
                 float wq = TRow.At(w[q], p);
-                for (int r = 0; r < WideRows; r++) sums[q * WideRows + r] += x[r][p] * wq;
+                for (int r = 0; r < (TRows.Eight ? WideRows : 4); r++) sums[q * WideRows + r] += x[r][p] * wq;
             }
     }
 

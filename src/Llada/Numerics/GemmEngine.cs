@@ -489,18 +489,18 @@ internal static unsafe partial class GemmEngine
     {
         ref Problem pr = ref *(Problem*)context;
         int j0 = item * pr.RowsPerItem, j1 = Math.Min(pr.N, j0 + pr.RowsPerItem);
-        int i0 = WideTile(ref pr) ? DotRowsWide(ref pr, j0, j1) : 0;
-        if (i0 < pr.M) DotRows4x4(ref pr, i0, j0, j1);
+        if (WideTile(ref pr)) DotRowsWide(ref pr, j0, j1);
+        else DotRows4x4(ref pr, j0, j1);
     }
 
-    /// <summary>Rows [i0, M) of the item's columns [j0, j1) through the 4x4 tile.</summary>
-    private static void DotRows4x4(ref Problem pr, int i0, int j0, int j1)
+    /// <summary>All rows of the item's columns [j0, j1) through the 4x4 tile.</summary>
+    private static void DotRows4x4(ref Problem pr, int j0, int j1)
     {
         int k = pr.K;
         // f16 rows are always converted first; bf16 rows are widened on the fly when only one group of four x rows
         // uses them, and converted once when several do (the widening would otherwise repeat per group). Widening
         // is exact and both kernels sum in the same order, so the choice does not change a bit of the result.
-        bool convertRows = pr.BType == DType.F16 || (pr.BType == DType.BF16 && pr.M - i0 > 4);
+        bool convertRows = pr.BType == DType.F16 || (pr.BType == DType.BF16 && pr.M > 4);
         float* convert = convertRows ? ScratchBuffers.Get(2, 4L * k) : null;
         float* sums = stackalloc float[16];
         float** x = stackalloc float*[4];
@@ -524,7 +524,7 @@ internal static unsafe partial class GemmEngine
                 for (int q = 0; q < 4; q++) w[q] = convert + Math.Min(q, cols - 1) * k;
                 type = DType.F32;
             }
-            for (int i = i0; i < pr.M; i += 4)
+            for (int i = 0; i < pr.M; i += 4)
             {
                 int rows = Math.Min(4, pr.M - i);
                 for (int r = 0; r < 4; r++) x[r] = pr.A + (i + Math.Min(r, rows - 1)) * pr.Lda;
