@@ -49,14 +49,10 @@ internal static unsafe partial class GemmEngine
             int cols = Math.Min(WideCols, j1 - j);
             for (int q = 0; q < WideCols; q++)
                 w[q] = (byte*)pr.B + (j + Math.Min(q, cols - 1)) * pr.Ldb * size; // unused slots repeat the last row
-            // The weights stream from L3 or memory (a window pass reads every matrix once); fetch the next column
-            // group's rows while this one computes, or each group would start with three cache misses.
-            long rowBytes = (long)k * size;
-            for (int q = j + WideCols; q < Math.Min(j + 2 * WideCols, j1); q++)
-            {
-                byte* next = (byte*)pr.B + q * pr.Ldb * size;
-                for (long off = 0; off < rowBytes; off += 64) Sse.Prefetch0(next + off);
-            }
+            // The weights stream from L3 or memory (a window pass reads every matrix once): the tile fetches the
+            // next column group's rows while it computes, or each group would start with three cache misses. With
+            // dense rows (ldb = k) they are one block of 3k elements right after this group's.
+            byte* next = pr.Ldb == k && j + 2 * WideCols <= j1 ? (byte*)pr.B + (j + WideCols) * pr.Ldb * size : (byte*)w[0];
             if (convert != null)
             {
                 for (int q = 0; q < cols; q++)
@@ -70,11 +66,11 @@ internal static unsafe partial class GemmEngine
                 bool bf16 = pr.BType == DType.BF16;
                 if (rows > 4)
                 {
-                    if (bf16) DotWide<Bf16Row, EightRows>(x, w, k, sums);
-                    else DotWide<F32Row, EightRows>(x, w, k, sums);
+                    if (bf16) DotWide<Bf16Row, EightRows>(x, w, k, sums, next);
+                    else DotWide<F32Row, EightRows>(x, w, k, sums, next);
                 }
-                else if (bf16) DotWide<Bf16Row, FourRows>(x, w, k, sums);
-                else DotWide<F32Row, FourRows>(x, w, k, sums);
+                else if (bf16) DotWide<Bf16Row, FourRows>(x, w, k, sums, next);
+                else DotWide<F32Row, FourRows>(x, w, k, sums, next);
                 StoreTile(sums, rows, cols, pr.C + i * pr.Ldc + j, pr.Ldc, pr.Alpha, pr.Beta);
             }
         }
@@ -99,6 +95,7 @@ internal static unsafe partial class GemmEngine
     {
         static abstract Vector256<float> Load8(void* row, int p);
         static abstract float At(void* row, int p);
+        static abstract int Bytes { get; }
     }
 
     private readonly struct F32Row : IWeightRow
@@ -107,6 +104,8 @@ internal static unsafe partial class GemmEngine
         public static Vector256<float> Load8(void* row, int p) => Vector256.Load((float*)row + p);
 
         public static float At(void* row, int p) => ((float*)row)[p];
+
+        public static int Bytes => sizeof(float);
     }
 
     private readonly struct Bf16Row : IWeightRow
@@ -117,6 +116,8 @@ internal static unsafe partial class GemmEngine
             Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32((ushort*)row + p), 16).AsSingle();
 
         public static float At(void* row, int p) => DTypes.BF16ToSingle(((ushort*)row)[p]);
+
+        public static int Bytes => sizeof(ushort);
     }
 
     /// <summary>Rows of a wide tile: all eight, or the first four (a last group of 1-4 rows wastes less on it).</summary>
@@ -137,9 +138,10 @@ internal static unsafe partial class GemmEngine
 
     /// <summary>
     /// sums[q * 8 + r] = dot(x[r], w[q]) for q &lt; 3 and r &lt; 8 (r &lt; 4 with <see cref="FourRows"/>), in the
-    /// summation order of <see cref="Dot4x4"/>.
+    /// summation order of <see cref="Dot4x4"/>. Each step also prefetches the matching stretch of the 3k weights
+    /// at <paramref name="next"/> (the next column group).
     /// </summary>
-    private static void DotWide<TRow, TRows>(float** x, void** w, int k, float* sums) where TRow : struct, IWeightRow where TRows : struct, ITileRows
+    private static void DotWide<TRow, TRows>(float** x, void** w, int k, float* sums, byte* next) where TRow : struct, IWeightRow where TRows : struct, ITileRows
     {
         float* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3], x4 = x[4], x5 = x[5], x6 = x[6], x7 = x[7];
         void* w0 = w[0], w1 = w[1], w2 = w[2];
@@ -153,6 +155,10 @@ internal static unsafe partial class GemmEngine
             var v0 = TRow.Load8(w0, p);
             var v1 = TRow.Load8(w1, p);
             var v2 = TRow.Load8(w2, p);
+            // A step reads 8 elements of each of 3 rows: 48 bytes of bf16 (one line at most), 96 of float32 (two).
+            byte* ahead = next + (long)p * WideCols * TRow.Bytes;
+            Sse.Prefetch0(ahead);
+            if (TRow.Bytes > 2) Sse.Prefetch0(ahead + 64);
             var u = Vector256.Load(x0 + p);
             a00 = Vector256.FusedMultiplyAdd(u, v0, a00); a01 = Vector256.FusedMultiplyAdd(u, v1, a01); a02 = Vector256.FusedMultiplyAdd(u, v2, a02);
             u = Vector256.Load(x1 + p);
