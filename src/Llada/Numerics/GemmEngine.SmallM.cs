@@ -24,11 +24,8 @@ internal static unsafe partial class GemmEngine
     /// <summary>Output columns per small-m work item are a multiple of this: whole wide tiles and whole 4x4 tiles.</summary>
     private const int SmallColumnUnit = 12;
 
-    /// <summary>
-    /// Whether the wide tile runs: it needs the 32 vector registers of AVX-512 (16 would spill). One to four x rows
-    /// (decode) keep the 4x4 tile, whose on-the-fly widening suits a single pass over memory-bound weights.
-    /// </summary>
-    private static bool WideTile(ref Problem pr) => pr.Kind == KernelKind.Vector512 && Avx512F.VL.IsSupported && pr.M > 4;
+    /// <summary>Whether the wide tile runs: it needs the 32 vector registers of AVX-512 (16 would spill).</summary>
+    private static bool WideTile(ref Problem pr) => pr.Kind == KernelKind.Vector512 && Avx512F.VL.IsSupported;
 
     /// <summary>
     /// All rows of the item's columns [j0, j1) through the wide tile: groups of 8 rows, the last one of 5-7 rows
