@@ -74,8 +74,19 @@ internal static unsafe partial class GemmEngine
     }
 
     /// <summary>c[r, q] = alpha * sums[q * 8 + r] (+ c[r, q], or + beta * c[r, q]), with the rounding of the 4x4 tile's epilogue.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreTile(float* sums, int rows, int cols, float* c, long ldc, float alpha, float beta)
     {
+        // The products of a forward pass (alpha 1, overwrite or accumulate, whole tiles) unrolled; 1 * s == s exactly.
+        if (alpha == 1 && cols == WideCols && (beta == 0 || beta == 1))
+        {
+            float* s1 = sums + WideRows, s2 = sums + 2 * WideRows;
+            if (beta == 0)
+                for (int r = 0; r < rows; r++, c += ldc) { c[0] = sums[r]; c[1] = s1[r]; c[2] = s2[r]; }
+            else
+                for (int r = 0; r < rows; r++, c += ldc) { c[0] += sums[r]; c[1] += s1[r]; c[2] += s2[r]; }
+            return;
+        }
         for (int r = 0; r < rows; r++, c += ldc)
         {
             if (beta == 0)
