@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Llada.Numerics;
+using Llada.Numerics.Native;
 
 namespace Llada.Benchmarks;
 
@@ -76,8 +77,10 @@ internal static unsafe class GflopsReport
 
     private static void RunQ8(int threads, int rounds)
     {
-        Console.WriteLine($"threads={threads} q8 vector={QuantizedGemm.UseVector} (AvxVnni {System.Runtime.Intrinsics.X86.AvxVnni.IsSupported}, AvxVnniInt8 {System.Runtime.Intrinsics.X86.AvxVnniInt8.IsSupported}, Avx10v1 {System.Runtime.Intrinsics.X86.Avx10v1.IsSupported}) rounds={rounds} (median of per-round best; GFLOP/s = 2mnk / time)");
-        Console.WriteLine($"{"shape",-28} {"MT f32",9} {"MT q8",9} {"q8/f32",7} {"f32 ms",8} {"q8 ms",8}");
+        bool native = QuantizedGemm.UseNative;
+        Console.WriteLine($"threads={threads} q8 kernel: {NativeKernels.Q8Kernel}; rounds={rounds} (median of per-round best; GFLOP/s = 2mnk / time)");
+        Console.WriteLine("q8 = the kernel above; q8 mgd = the managed AVX-512BW kernel (LLADA_NATIVE_KERNELS=0), interleaved in the same rounds");
+        Console.WriteLine($"{"shape",-28} {"MT f32",9} {"q8 mgd",9} {"MT q8",9} {"q8/f32",7} {"q8/mgd",7} {"f32 ms",8} {"mgd ms",8} {"q8 ms",8}");
         foreach (var (name, m, n, k) in GemmShapes.Q8)
         {
             float* x = GemmBenchmarks.Filled((long)m * k);
@@ -92,15 +95,20 @@ internal static unsafe class GflopsReport
             double flops = 2.0 * m * n * k;
             var f32 = new double[rounds];
             var q8 = new double[rounds];
+            var managed = new double[rounds];
             for (int r = 0; r < rounds; r++)
             {
                 f32[r] = Measure(flops, () => Gemm.MultiplyTransposed(xs.Span, m, wf32, new Span<float>(y, m * n)));
+                QuantizedGemm.UseNative = false;
+                managed[r] = Measure(flops, () => Gemm.MultiplyTransposed(xs.Span, m, wq8, new Span<float>(y, m * n)));
+                QuantizedGemm.UseNative = native;
                 q8[r] = Measure(flops, () => Gemm.MultiplyTransposed(xs.Span, m, wq8, new Span<float>(y, m * n)));
             }
             Array.Sort(f32);
             Array.Sort(q8);
-            double mf = f32[rounds / 2], mq = q8[rounds / 2];
-            Console.WriteLine($"{name,-28} {mf,9:F1} {mq,9:F1} {mq / mf,7:F2} {flops / mf / 1e6,8:F2} {flops / mq / 1e6,8:F2}");
+            Array.Sort(managed);
+            double mf = f32[rounds / 2], mq = q8[rounds / 2], mm = managed[rounds / 2];
+            Console.WriteLine($"{name,-28} {mf,9:F1} {mm,9:F1} {mq,9:F1} {mq / mf,7:F2} {mq / mm,7:F2} {flops / mf / 1e6,8:F2} {flops / mm / 1e6,8:F2} {flops / mq / 1e6,8:F2}");
             NativeMemory.AlignedFree(x);
             NativeMemory.AlignedFree(w);
             NativeMemory.AlignedFree(y);

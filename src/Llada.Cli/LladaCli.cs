@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
+using System.Text.RegularExpressions;
 using Llada.Cli.Commands;
 
 namespace Llada.Cli;
@@ -41,13 +42,25 @@ public static class LladaCli
         return await parse.InvokeAsync(config);
     }
 
+    private static readonly Regex ExpectedType = new(@" as expected type 'System\.(?:Nullable`1\[System\.)?(\w+)\]?'\.?$", RegexOptions.CultureInvariant);
+
+    /// <summary>"... as expected type 'System.Nullable`1[System.Int32]'." reads "...: expected an integer." on a command line.</summary>
+    internal static string Plain(string message) => ExpectedType.Replace(message, m => m.Groups[1].Value switch
+    {
+        "Int32" or "Int64" => ": expected an integer.",
+        "UInt32" or "UInt64" => ": expected a non-negative integer.",
+        "Double" or "Single" or "Decimal" => ": expected a number.",
+        "Boolean" => ": expected true or false.",
+        _ => m.Value,
+    });
+
     /// <summary>
     /// A mistyped command line gets the same treatment as any other bad input: one "error:" line per problem and a
     /// pointer to --help, instead of System.CommandLine's default of printing the whole help text after the error.
     /// </summary>
     private static int ReportParseErrors(ParseResult parse, TextWriter error)
     {
-        foreach (var e in parse.Errors) error.WriteLine($"error: {e.Message}");
+        foreach (var e in parse.Errors) error.WriteLine($"error: {Plain(e.Message)}");
         var names = new List<string>();
         for (var c = parse.CommandResult; c.Parent is CommandResult parent; c = parent) names.Insert(0, c.Command.Name);
         error.WriteLine($"(see 'llada {string.Join(' ', names.Append("--help"))}')");

@@ -4,6 +4,7 @@ using System.Globalization;
 using Llada.Diffusion;
 using Llada.Evaluation;
 using Llada.Model;
+using Llada.Reporting;
 using Spectre.Console;
 
 namespace Llada.Cli.Commands;
@@ -43,9 +44,15 @@ internal static class EvalCommand
         };
         var noTemplate = new Option<bool>("--no-chat-template") { Description = "Encode prompts as plain text (for base models)." };
         var maxContext = new Option<int?>("--max-context") { Description = "Longest window (tokens) of a perplexity task; default: the model's limit." };
-        var output = new Option<string?>("--out", "-o") { Description = "Write the JSON report (settings, metrics, per-item results) here." };
-        var markdown = new Option<string?>("--markdown") { Description = "Write a Markdown summary here." };
+        var output = new Option<string?>("--out", "-o")
+        {
+            Description = "Write the JSON report (settings, metrics, per-item results) here. Must not exist unless --overwrite.",
+        };
+        var markdown = new Option<string?>("--markdown") { Description = "Write a Markdown summary here. Must not exist unless --overwrite." };
+        var overwrite = ModelSource.OverwriteOption();
+        overwrite.Description = "Replace --out and --markdown if they exist.";
         var threads = ModelSource.ThreadsOption();
+        var compute = ModelSource.ComputeOption();
         var sampling = new SamplingOptions();
         var command = new Command("eval",
             "Evaluate a model on task files: perplexity (ELBO bound for diffusion models, exact NLL for AR), multiple choice " +
@@ -55,7 +62,7 @@ internal static class EvalCommand
             "  llada eval --model DIR --tasks data/eval/corpus-valid.jsonl --mc-num 32 --markdown ppl.md\n" +
             "  llada eval --compare mdm.json ar.json")
         {
-            model, tasks, compare, limit, mcNum, batchSize, estimator, kind, noTemplate, maxContext, output, markdown, threads,
+            model, tasks, compare, limit, mcNum, batchSize, estimator, kind, noTemplate, maxContext, output, markdown, overwrite, threads, compute,
         };
         sampling.AddTo(command);
         CliAction.Set(command, (parse, ctx, token) =>
@@ -75,9 +82,10 @@ internal static class EvalCommand
             if (parse.GetValue(batchSize) is var bs and < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {bs})");
             if (parse.GetValue(maxContext) is { } context and < 2) throw new ArgumentException($"--max-context must be at least 2 tokens (got {context})");
             ModelSource.ApplyThreads(parse.GetValue(threads));
-            // Report paths are checked up front: a long evaluation must not end in "Is a directory".
-            RequireFilePath(parse.GetValue(output), "--out", "report.json");
-            RequireFilePath(parse.GetValue(markdown), "--markdown", "report.md");
+            var arithmetic = ModelSource.ParseCompute(parse.GetValue(compute));
+            // Report paths are checked up front: a long evaluation must not end in "Is a directory" or "Permission denied".
+            OutputPaths.CheckFile(parse.GetValue(output), "--out", parse.GetValue(overwrite), "report.json");
+            OutputPaths.CheckFile(parse.GetValue(markdown), "--markdown", parse.GetValue(overwrite), "report.md");
             ModelKind? modelKind = parse.GetValue(kind) switch
             {
                 "auto" or null => null,
@@ -92,7 +100,9 @@ internal static class EvalCommand
                 throw new ArgumentException($"two task files are both named '{duplicate.Key}' ({string.Join(", ", duplicate.Select(t => t.Path))}); rename one (header \"eval_task\")");
 
             using var evaluated = EvaluatedModel.Load(ModelSource.Resolve(parse.GetValue(model)), modelKind);
-            var baseGeneration = sampling.Build(parse, evaluated.EosTokenId, evaluated.EndOfTurnTokenId);
+            ModelSource.ApplyCompute(evaluated.Predictor, arithmetic, ctx.Error);
+            // Tasks with their own gen_length replace the lengths, so the command line alone is checked per task, not here.
+            var baseGeneration = sampling.Build(parse, evaluated.EosTokenId, evaluated.EndOfTurnTokenId, validate: false);
             bool genLengthGiven = parse.GetResult(sampling.GenLength) is { Implicit: false };
             GenerationOptions GenerationFor(EvalTask task)
             {
@@ -141,6 +151,7 @@ internal static class EvalCommand
                 ["threshold"] = baseGeneration.Threshold, ["factor"] = baseGeneration.Factor,
                 ["logits_eos_inf"] = baseGeneration.LogitsEosInf, ["confidence_eos_eot_inf"] = baseGeneration.ConfidenceEosEotInf,
                 ["early_exit"] = baseGeneration.EarlyExit, ["cache"] = KvCacheModeNames.Name(baseGeneration.Cache),
+                ["compute"] = ModelSource.ComputeName(arithmetic),
             };
             foreach (var task in loadedTasks)
                 settings[$"gen_length.{task.Name}"] = task.Type == EvalTaskType.Generate ? GenerationFor(task).GenLength : null;
@@ -158,12 +169,6 @@ internal static class EvalCommand
             return Task.FromResult(0);
         });
         return command;
-    }
-
-    private static void RequireFilePath(string? path, string option, string example)
-    {
-        if (path is not null && Directory.Exists(path))
-            throw new ArgumentException($"{option} '{path}' is a directory; give a file name, e.g. {Path.Combine(path, example)}");
     }
 
     /// <summary>A report file written atomically (see <see cref="SafetensorsWriter.WriteAtomically"/>), its folder created if needed.</summary>
@@ -230,7 +235,7 @@ internal static class EvalCommand
         {
             string metrics = string.Join(", ", r.Metrics().Select(m =>
                 $"{m.Name} {EvalReport.Format(m.Value)}{(m.StandardError is { } se && double.IsFinite(se) ? $" ± {EvalReport.Format(se)}" : "")}"));
-            return $"{r.Name}: {r.Count}/{r.Total} items{(r.Complete ? "" : " (cancelled)")}, {(metrics.Length > 0 ? metrics + ", " : "")}{r.ElapsedSeconds:0.0} s";
+            return $"{r.Name}: {r.Count}/{Quantity.Of(r.Total, "item")}{(r.Complete ? "" : " (cancelled)")}, {(metrics.Length > 0 ? metrics + ", " : "")}{r.ElapsedSeconds:0.0} s";
         }
 
         private sealed class Callback(Action<EvalProgress> report) : IProgress<EvalProgress>

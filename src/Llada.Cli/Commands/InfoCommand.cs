@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Llada.Model;
+using Llada.Numerics.Native;
 
 namespace Llada.Cli.Commands;
 
@@ -31,6 +32,7 @@ internal static class InfoCommand
                     architecture = d.Architecture,
                     parameters = d.ParameterCount,
                     dtype = d.DTypeSummary,
+                    q8_kernel = d.DTypeSummary.Contains("Q8_0") ? NativeKernels.Q8Kernel : null,
                     weight_bytes = d.WeightBytes,
                     bytes_on_disk = d.BytesOnDisk,
                     d_model = c.DModel,
@@ -83,6 +85,7 @@ internal static class InfoCommand
                             $"; QK-norm {(moe.QkNorm ? "on" : "off")}");
             }
             o.WriteLine($"dtype          {d.DTypeSummary}");
+            if (d.DTypeSummary.Contains("Q8_0")) o.WriteLine($"q8 kernel      {NativeKernels.Q8Kernel}");
             o.WriteLine($"weights        {Units.Bytes(d.WeightBytes)} (memory-mapped; {Units.Bytes(d.BytesOnDisk)} on disk in {d.Files.Count} file(s))");
             o.WriteLine($"layers         {c.NLayers} x (d_model {c.DModel}, {c.NHeads} heads" +
                         (c.NKvHeads != c.NHeads ? $", {c.NKvHeads} kv heads (GQA)" : "") + $", head_dim {c.HeadDim}" +

@@ -44,8 +44,7 @@ internal static class PlotCommand
         CliAction.Set(command, (parse, ctx, _) =>
         {
             string path = parse.GetValue(output)!;
-            if (Directory.Exists(path)) throw new IOException($"--out '{path}' is a directory; give a file name, e.g. {Path.Combine(path, "chart.svg")}");
-            if (File.Exists(path) && !parse.GetValue(overwrite)) throw new IOException($"--out '{path}' already exists (use --overwrite to replace it)");
+            OutputPaths.CheckFile(path, "--out", parse.GetValue(overwrite), "chart.svg");
             var table = CsvTable.Load(parse.GetValue(csv)!);
             string xName = parse.GetValue(x)!;
             string[] yNames = parse.GetValue(y) ?? [];
@@ -103,7 +102,7 @@ internal static class PlotCommand
                 svg = chart.Render();
             }
             File.WriteAllText(path, svg);
-            ctx.Output.WriteLine($"wrote {path}: {groups.Count} series, {table.Rows.Count} rows");
+            ctx.Output.WriteLine($"wrote {path}: {Quantity.Of(groups.Count, "series", "series")}, {Quantity.Of(table.Rows.Count, "row")}");
             return Task.FromResult(0);
         });
         return command;

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Llada.Diffusion;
 using Llada.Evaluation;
+using Llada.Reporting;
 
 namespace Llada.Cli.Commands;
 
@@ -96,7 +97,7 @@ internal static class SamplingBench
                     if (answer == vanillaAnswer) t.SameAsVanilla++;
                     if (Evaluator.Matches(item, answer)) t.Correct++;
                 }
-                progress.Write($"\r{task.Name}: {totals[0].Prompts} prompts done ");
+                progress.Write($"\r{task.Name}: {Quantity.Of(totals[0].Prompts, "prompt")} done ");
             }
         }
         progress.WriteLine();

@@ -66,11 +66,14 @@ internal sealed class SamplingOptions
         foreach (var o in All()) command.Options.Add(o);
     }
 
-    /// <summary>Builds generation options from the parsed command line and the model's special ids.</summary>
-    public GenerationOptions Build(ParseResult parse, int eosId, int? endOfTurnId)
+    /// <summary>
+    /// Builds generation options from the parsed command line and the model's special ids. With
+    /// <paramref name="validate"/> the settings are checked here, so a mistake is reported in the options' names
+    /// (--gen-length, not gen_length) with the nearest valid values.
+    /// </summary>
+    public GenerationOptions Build(ParseResult parse, int eosId, int? endOfTurnId, bool validate = true)
     {
         int gen = parse.GetValue(GenLength);
-        if (gen < 1) throw new ArgumentException($"--gen-length must be at least 1 (got {gen})");
         string remaskingName = parse.GetValue(Remasking) ?? "low_confidence";
         int block = parse.GetValue(BlockLength) ?? Math.Min(32, gen);
         int steps = parse.GetValue(Steps) ?? gen;
@@ -101,8 +104,34 @@ internal sealed class SamplingOptions
         if (remaskingName == "ar")
         {
             if (parse.GetValue(BlockLength) is { } b && b != 1) throw new ArgumentException("--remasking ar decodes one token per step; drop --block-length");
+            if (parse.GetValue(Steps) is { } s && s != gen) throw new ArgumentException($"--remasking ar takes one step per token (--gen-length {gen}); drop --steps");
             options = options.AsAutoregressive();
+        }
+        if (!validate) return options;
+        try
+        {
+            options.ValidateSettings(OptionName);
+            CheckStepsAtMostTokens(options, OptionName);
+        }
+        catch (InvalidSettingException ex) when (parse.GetValue(BlockLength) is null && ex.Message.Contains(BlockLength.Name, StringComparison.Ordinal))
+        {
+            // The user may not know a block length is in play at all.
+            throw new InvalidSettingException(ex.ParamName!, $"{ex.Message} ({BlockLength.Name} {block} is the default)");
         }
         return options;
     }
+
+    /// <summary>
+    /// Refuses more steps than answer tokens. The sampler accepts them as the reference does, but a step past one token
+    /// per step unmasks nothing and is skipped, so the run would report fewer steps than were asked for.
+    /// </summary>
+    public static void CheckStepsAtMostTokens(GenerationOptions options, Func<string, string> settingName)
+    {
+        if (options.CommitRule().FollowsSchedule && options.Steps > options.GenLength)
+            throw new InvalidSettingException("steps", $"{settingName("steps")} {options.Steps} is more than {settingName("gen_length")} " +
+                $"{options.GenLength}: a step unmasks at least one token, so {options.GenLength} steps (one token per step) is the most");
+    }
+
+    /// <summary>The command-line option of a reverse-process setting named as in the reference (gen_length -> --gen-length).</summary>
+    public static string OptionName(string setting) => "--" + setting.Replace('_', '-');
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Llada.Reporting;
 
 namespace Llada.Cli.Commands;
 
@@ -30,8 +31,8 @@ internal static class TokenizeCommands
             else
             {
                 foreach (int id in ids)
-                    ctx.Output.WriteLine($"{id}\t{JsonSerializer.Serialize(tokenizer.IdToToken(id) ?? "")}");
-                ctx.Error.WriteLine($"{ids.Length} tokens");
+                    ctx.Output.WriteLine($"{id}\t{JsonSerializer.Serialize(tokenizer.IdToToken(id) ?? "", ReadableStrings)}");
+                ctx.Error.WriteLine(Quantity.Of(ids.Length, "token"));
             }
             return 0;
         });
@@ -60,6 +61,12 @@ internal static class TokenizeCommands
         });
         return command;
     }
+
+    /// <summary>
+    /// Token strings as Hugging Face shows them ("Ġworld", not "\u0120world"): quoted, with only quotes, backslashes
+    /// and control characters escaped. The --json output keeps the default escaping.
+    /// </summary>
+    private static readonly JsonSerializerOptions ReadableStrings = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     internal static async Task<string> ReadInput(string? text, FileInfo? file, CancellationToken token)
     {

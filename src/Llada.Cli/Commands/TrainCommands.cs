@@ -131,6 +131,7 @@ public static class TrainCommands
             common.ApplyThreads(parse);
             string outDir = parse.GetValue(output)!;
             bool resume = parse.GetValue(common.Resume);
+            OutputPaths.CheckDirectory(outDir, "--out");
             // Before the tokenizer default (--out with --resume), so a resume of nothing says so instead of "no tokenizer".
             TrainingRun.CheckOutputDirectory(outDir, resume, runConfig, "pretrain");
             string tokenizerDir = parse.GetValue(tokenizer) ?? (resume ? outDir
@@ -177,6 +178,7 @@ public static class TrainCommands
         {
             var runConfig = common.Apply(parse, RunConfig.Resolve(parse.GetValue(config)!, RunConfig.Sft));
             common.ApplyThreads(parse);
+            OutputPaths.CheckDirectory(parse.GetValue(output)!, "--out");
             var request = new SftRequest
             {
                 Config = runConfig, ModelDirectory = parse.GetValue(model)!, Data = parse.GetValue(data)!, Valid = parse.GetValue(valid) ?? [],
@@ -276,6 +278,7 @@ public static class TrainCommands
             if (parse.GetValue(lr) is { } rate) runConfig = runConfig with { LearningRate = rate };
             runConfig = common.Apply(parse, runConfig);
             common.ApplyThreads(parse);
+            OutputPaths.CheckDirectory(parse.GetValue(output)!, "--out");
             var request = new PreferenceRequest
             {
                 Config = runConfig, Vrpo = vrpo.Parse(parse), ModelDirectory = parse.GetValue(model)!, Data = parse.GetValue(data)!,
@@ -373,6 +376,7 @@ public static class TrainCommands
                 throw new ArgumentException($"--vocab-size must be at least {options.MinimumVocabSize} (256 byte symbols + {options.SpecialTokens.Count} special tokens), not {size}");
             if (minFreq < 1) throw new ArgumentException($"--min-frequency must be at least 1, not {minFreq}");
             string outDir = parse.GetValue(output)!;
+            OutputPaths.CheckDirectory(outDir, "--out");
             var result = await Task.Run(() => BpeTrainer.TrainFiles(files, outDir, options, null, token), CancellationToken.None);
             ctx.Output.WriteLine($"wrote {Path.GetFullPath(outDir)}: {result.VocabSize} tokens ({result.LearnedCount} byte-level tokens and merges + {result.Options.SpecialTokens.Count} special)");
             return 0;

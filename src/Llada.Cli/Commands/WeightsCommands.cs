@@ -42,7 +42,7 @@ internal static class WeightsCommands
         };
         CliAction.Set(command, (parse, ctx, token) =>
         {
-            var target = BenchCommand.ParseDType(parse.GetValue(type)!);
+            var target = BenchCommand.ParseDType(parse.GetValue(type)!, type.Name);
             string dir = ModelSource.Resolve(parse.GetValue(model));
             string outDir = parse.GetValue(output)!;
             CheckOut(outDir, parse.GetValue(overwrite));
@@ -89,10 +89,11 @@ internal static class WeightsCommands
                 "llada-moe-7b-a1b" => SyntheticCheckpoint.LladaMoe7BA1B(),
                 _ => BenchCommand.ParseShape(text, 4096, option: "--shape", alternatives: "llada-8b, llada-moe-7b-a1b or "),
             };
+            var weightType = BenchCommand.ParseDType(parse.GetValue(dtype)!, dtype.Name);
             string outDir = parse.GetValue(output)!;
             CheckOut(outDir, parse.GetValue(overwrite));
             var watch = Stopwatch.StartNew();
-            SyntheticCheckpoint.Write(outDir, config, BenchCommand.ParseDType(parse.GetValue(dtype)!), parse.GetValue(seed), token,
+            SyntheticCheckpoint.Write(outDir, config, weightType, parse.GetValue(seed), token,
                 Progress(ctx, watch));
             using var written = LladaCheckpoint.Open(outDir);
             var d = written.Describe();
@@ -108,6 +109,7 @@ internal static class WeightsCommands
     {
         if (File.Exists(outDir)) throw new IOException($"--out '{outDir}' is a file; give a directory to create");
         if (Directory.Exists(outDir) && !overwrite) throw new IOException($"--out '{outDir}' already exists (use --overwrite to replace it)");
+        OutputPaths.CheckDirectory(outDir, "--out");
     }
 
     /// <summary>One stderr line per stored tensor: running byte total, elapsed time, name and dtype.</summary>

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Llada.Diffusion;
 using Llada.Model;
+using Llada.Reporting;
 using Llada.Tokenization;
 using Llada.Training;
 using Llada.Training.Runs;
@@ -40,7 +41,7 @@ internal static class PreferenceVarianceTable
 
         var text = new StringBuilder();
         text.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"VRPO estimator variance: {chosen.Count} pairs, {repeats} repeats, beta {beta}, seed {seed}; policy {Path.GetFullPath(policyDir)}, reference {Path.GetFullPath(referenceDir)}"));
+            $"VRPO estimator variance: {Quantity.Of(chosen.Count, "pair")}, {Quantity.Of(repeats, "repeat")}, beta {beta}, seed {seed}; policy {Path.GetFullPath(policyDir)}, reference {Path.GetFullPath(referenceDir)}"));
         text.AppendLine();
         text.AppendLine("| setting | n | Var[score] | E‖g − ḡ‖² | mean score | ‖ḡ‖² |");
         text.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: |");

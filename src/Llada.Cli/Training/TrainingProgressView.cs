@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Llada.Reporting;
 using Llada.Training.Runs;
 using Spectre.Console;
 
@@ -57,7 +58,7 @@ internal sealed class TrainingProgressView
     internal static string Describe(RunEvent e) => e switch
     {
         RunStarted s => string.Create(CultureInfo.InvariantCulture,
-            $"{(s.Resumed ? $"resuming at step {s.Step}" : "starting")}: {s.ParameterCount:N0} parameters, {s.TokensPerStep:N0} tokens per step, {s.TotalSteps} steps"),
+            $"{(s.Resumed ? $"resuming at step {s.Step}" : "starting")}: {s.ParameterCount:N0} parameters, {s.TokensPerStep:N0} tokens per step, {Quantity.Of(s.TotalSteps, "step")}"),
         RunEvaluated v => EvalLine(v),
         RunCheckpointed c => $"checkpoint @ step {c.Step} -> {c.Directory}",
         RunStepDone d => StepLine(d),

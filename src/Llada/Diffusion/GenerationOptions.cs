@@ -88,60 +88,107 @@ public sealed record GenerationOptions
     };
 
     /// <summary>
-    /// Throws <see cref="ArgumentException"/> naming the first problem: lengths that do not divide, a canvas longer
-    /// than the model accepts, token ids outside the vocabulary, or out-of-range settings.
+    /// Throws <see cref="ArgumentException"/> (an <see cref="InvalidSettingException"/> for a setting) naming the first
+    /// problem: lengths that do not divide, a canvas longer than the model accepts, token ids outside the vocabulary,
+    /// or out-of-range settings.
     /// </summary>
-    public void Validate(IMaskPredictor predictor, IReadOnlyList<int[]> prompts)
+    /// <param name="predictor">The model the options will run on.</param>
+    /// <param name="prompts">The prompts of the batch.</param>
+    /// <param name="settingName">How the caller spells a setting in messages, given its reference name (gen_length,
+    /// block_length, steps, temperature, cfg_scale, remasking, threshold, factor, cache), e.g. "--gen-length" on a
+    /// command line; null keeps the reference names. <see cref="ArgumentException.ParamName"/> is always the reference
+    /// name.</param>
+    public void Validate(IMaskPredictor predictor, IReadOnlyList<int[]> prompts, Func<string, string>? settingName = null)
     {
         ArgumentNullException.ThrowIfNull(predictor);
         ArgumentNullException.ThrowIfNull(prompts);
-        int vocab = predictor.VocabSize;
-        if (GenLength < 1) Fail($"gen_length must be at least 1 (got {GenLength})");
-        if (BlockLength < 1) Fail($"block_length must be at least 1 (got {BlockLength})");
-        if (GenLength % BlockLength != 0)
-            Fail($"gen_length {GenLength} is not divisible by block_length {BlockLength}");
-        bool scheduled = Threshold is null && Factor is null;
-        if (scheduled)
-        {
-            if (Steps < 1) Fail($"steps must be at least 1 (got {Steps})");
-            if (Steps % Blocks != 0)
-                Fail($"steps {Steps} is not divisible by the number of blocks {Blocks} (gen_length {GenLength} / block_length {BlockLength})");
-        }
-        if (!double.IsFinite(Temperature) || Temperature < 0) Fail($"temperature must be finite and >= 0 (got {Temperature})");
-        if (!double.IsFinite(CfgScale) || CfgScale < 0) Fail($"cfg_scale must be finite and >= 0 (got {CfgScale})");
-        if (!Enum.IsDefined(Remasking)) Fail($"unknown remasking rule {(int)Remasking}");
-        if (Threshold is not null && Factor is not null) Fail("set at most one of threshold and factor");
-        if (Threshold is { } t && !(t > 0 && t <= 1)) Fail($"threshold must be in (0, 1] (got {t})");
-        if (Factor is { } f && !(f > 0 && double.IsFinite(f))) Fail($"factor must be positive and finite (got {f})");
-        if (!Enum.IsDefined(Cache)) Fail($"unknown cache mode {(int)Cache}");
+        ValidateSettings(settingName);
+        string N(string setting) => settingName?.Invoke(setting) ?? setting;
         if (Cache != KvCacheMode.None && predictor is not IKvCachePredictor)
-            Fail($"cache {KvCacheModeNames.Name(Cache)} needs a predictor with a KV cache; {predictor.GetType().Name} has none (use cache none)");
-        if (!scheduled && Remasking != Remasking.LowConfidence)
-            Fail("threshold and factor compare model confidences; they need low_confidence remasking");
+            Fail("cache", $"{N("cache")} {KvCacheModeNames.Name(Cache)} needs a predictor with a KV cache; {predictor.GetType().Name} has none (use {N("cache")} none)");
         CheckId("eos_token_id", EosTokenId, predictor);
         if (EndOfTurnTokenId is { } eot) CheckId("end-of-turn token id", eot, predictor);
         if (PadTokenId is { } pad) CheckId("pad token id", pad, predictor);
 
-        if (prompts.Count == 0) Fail("at least one prompt is needed");
+        int vocab = predictor.VocabSize;
+        if (prompts.Count == 0) Bad("at least one prompt is needed");
         for (int r = 0; r < prompts.Count; r++)
         {
             int[] prompt = prompts[r] ?? throw new ArgumentException($"prompt {r} is null");
             if ((long)prompt.Length + GenLength > predictor.MaxSequenceLength)
-                Fail($"prompt {r} ({prompt.Length} tokens) + gen_length {GenLength} = {prompt.Length + GenLength} exceeds the model's max_sequence_length {predictor.MaxSequenceLength}");
+                Fail("gen_length", $"prompt {r} ({prompt.Length} tokens) + {N("gen_length")} {GenLength} = {prompt.Length + GenLength} exceeds the model's max_sequence_length {predictor.MaxSequenceLength}");
             for (int i = 0; i < prompt.Length; i++)
             {
-                if ((uint)prompt[i] >= (uint)vocab) Fail($"prompt {r} token {i} is {prompt[i]}, outside the vocabulary [0, {vocab})");
+                if ((uint)prompt[i] >= (uint)vocab) Bad($"prompt {r} token {i} is {prompt[i]}, outside the vocabulary [0, {vocab})");
                 if (prompt[i] == predictor.MaskTokenId)
-                    Fail($"prompt {r} token {i} is the mask token {prompt[i]}; the reverse process only fills the generated canvas");
+                    Bad($"prompt {r} token {i} is the mask token {prompt[i]}; the reverse process only fills the generated canvas");
             }
         }
 
         static void CheckId(string name, int id, IMaskPredictor p)
         {
-            if ((uint)id >= (uint)p.VocabSize) Fail($"{name} {id} is outside the vocabulary [0, {p.VocabSize})");
-            if (id == p.MaskTokenId) Fail($"{name} {id} is the mask token");
+            if ((uint)id >= (uint)p.VocabSize) Bad($"{name} {id} is outside the vocabulary [0, {p.VocabSize})");
+            if (id == p.MaskTokenId) Bad($"{name} {id} is the mask token");
         }
     }
 
-    private static void Fail(string message) => throw new ArgumentException(message);
+    /// <summary>
+    /// The checks of <see cref="Validate"/> that need no model or prompt: lengths and steps that split into blocks
+    /// (the reference's rule: block_length divides gen_length, the number of blocks divides steps), and settings in
+    /// range. More steps than tokens are allowed as in the reference; the steps that would commit nothing are skipped. Messages suggest the nearest valid
+    /// values. Throws <see cref="InvalidSettingException"/> naming the setting at fault.
+    /// </summary>
+    /// <param name="settingName">How the caller spells a setting, as for <see cref="Validate"/>.</param>
+    public void ValidateSettings(Func<string, string>? settingName = null)
+    {
+        string N(string setting) => settingName?.Invoke(setting) ?? setting;
+        if (GenLength < 1) Fail("gen_length", $"{N("gen_length")} must be at least 1 (got {GenLength})");
+        if (BlockLength < 1) Fail("block_length", $"{N("block_length")} must be at least 1 (got {BlockLength})");
+        if (GenLength % BlockLength != 0)
+            Fail("gen_length", $"{N("gen_length")} {GenLength} is not a multiple of {N("block_length")} {BlockLength} (the answer is split into " +
+                $"blocks of equal length): use {N("gen_length")} {Either(Multiples(GenLength, BlockLength))}, or {N("block_length")} " +
+                $"{Either(Divisors(GenLength, BlockLength))}");
+        bool scheduled = Threshold is null && Factor is null;
+        if (scheduled)
+        {
+            if (Steps < 1) Fail("steps", $"{N("steps")} must be at least 1 (got {Steps})");
+            if (Steps % Blocks != 0)
+                Fail("steps", $"{N("steps")} {Steps} is not a multiple of the number of blocks, {Blocks} ({N("gen_length")} {GenLength} / " +
+                    $"{N("block_length")} {BlockLength}; each block gets the same steps): use {N("steps")} {Either(Multiples(Steps, Blocks))}");
+        }
+        if (!double.IsFinite(Temperature) || Temperature < 0)
+            Fail("temperature", $"{N("temperature")} must be finite and >= 0 (got {Temperature})");
+        if (!double.IsFinite(CfgScale) || CfgScale < 0) Fail("cfg_scale", $"{N("cfg_scale")} must be finite and >= 0 (got {CfgScale})");
+        if (!Enum.IsDefined(Remasking)) Fail("remasking", $"unknown remasking rule {(int)Remasking}");
+        if (Threshold is not null && Factor is not null) Fail("factor", $"set at most one of {N("threshold")} and {N("factor")}");
+        if (Threshold is { } t && !(t > 0 && t <= 1)) Fail("threshold", $"{N("threshold")} must be in (0, 1] (got {t})");
+        if (Factor is { } f && !(f > 0 && double.IsFinite(f))) Fail("factor", $"{N("factor")} must be positive and finite (got {f})");
+        if (!Enum.IsDefined(Cache)) Fail("cache", $"unknown cache mode {(int)Cache}");
+        if (!scheduled && Remasking != Remasking.LowConfidence)
+            Fail(Threshold is null ? "factor" : "threshold",
+                $"{N("threshold")} and {N("factor")} compare model confidences; they need {N("remasking")} low_confidence");
+    }
+
+    /// <summary>The positive multiples of <paramref name="of"/> nearest <paramref name="value"/>, below and above.</summary>
+    private static int[] Multiples(int value, int of)
+    {
+        int below = value / of * of;
+        return below > 0 ? [below, below + of] : [of];
+    }
+
+    /// <summary>The divisors of <paramref name="value"/> nearest <paramref name="near"/>, below and above.</summary>
+    private static int[] Divisors(int value, int near)
+    {
+        int below = Math.Min(near, value);
+        while (value % below != 0) below--;
+        int above = near;
+        while (above <= value && value % above != 0) above++;
+        return above <= value && above != below ? [below, above] : [below];
+    }
+
+    private static string Either(int[] values) => string.Join(" or ", values);
+
+    private static void Bad(string message) => throw new ArgumentException(message);
+
+    private static void Fail(string setting, string message) => throw new InvalidSettingException(setting, message);
 }

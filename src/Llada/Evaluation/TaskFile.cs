@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Llada.Reporting;
 
 namespace Llada.Evaluation;
 
@@ -219,7 +220,7 @@ public static class TaskFile
                 if (!root.TryGetProperty("answer", out var a) || a.ValueKind != JsonValueKind.Number || !a.TryGetInt32(out int answer))
                     throw new TaskFormatException(path, line, "a choice item needs \"answer\": the 0-based index of the correct choice");
                 if (answer < 0 || answer >= choices.Count)
-                    throw new TaskFormatException(path, line, $"\"answer\" {answer} is outside the {choices.Count} choices (0-based index)");
+                    throw new TaskFormatException(path, line, $"\"answer\" {answer} is outside the {Quantity.Of(choices.Count, "choice")} (0-based index)");
                 return new ChoiceItem(line, path, id, prompt, choices, answer);
             }
             default:

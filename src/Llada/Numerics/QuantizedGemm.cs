@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Llada.Numerics.Native;
 
 namespace Llada.Numerics;
 
@@ -23,14 +24,22 @@ namespace Llada.Numerics;
 /// take small m and the last rows). Work is split over
 /// panels, so results do not depend on the thread count.
 /// </para>
+/// <para>
+/// Where the CPU has AVX512-VNNI, the same panels (bytes offset to w + 128) feed an emitted machine-code kernel
+/// (<see cref="VnniQ8Kernel"/>: one vpdpbusd per row and 16 columns per step, 6-row tiles) that performs the same
+/// integer and float operations, so all three paths agree bit for bit.
+/// </para>
 /// </summary>
 internal static unsafe class QuantizedGemm
 {
     /// <summary>Whether the AVX-512BW kernels run; tests switch it off to cover the scalar path.</summary>
     internal static bool UseVector = Avx512BW.IsSupported;
 
+    /// <summary>Whether the emitted AVX512-VNNI kernel runs (when it exists and <see cref="UseVector"/> is on); tests switch it off.</summary>
+    internal static bool UseNative = VnniQ8Kernel.EntryPoints is not null;
+
     private const int B = Q8Blocks.BlockSize;
-    private const int PanelCols = 32;
+    internal const int PanelCols = 32;
     private const int TileRows = 4;
 
     private struct Problem
@@ -41,6 +50,7 @@ internal static unsafe class QuantizedGemm
         public sbyte* W;
         public Half* WScales;
         public bool Accumulate, Vector;
+        public nint* Native; // VnniQ8Kernel entry points by row count, or null for the managed kernels
     }
 
     /// <summary>Y (+)= X W^T; <paramref name="w"/> must be <see cref="DType.Q8_0"/>. Steady-state calls do not allocate.</summary>
@@ -59,17 +69,30 @@ internal static unsafe class QuantizedGemm
             M = m, N = n, K = k, Blocks = k / B, X = x, Y = y, W = (sbyte*)w.Data, WScales = w.Scales,
             Accumulate = accumulate, Vector = UseVector,
         };
-        // The quantised activations are the calling thread's; workers read them while it waits in For.
-        pr.XQuants = (sbyte*)ScratchBuffers.Get(8, (long)m * k / 2);
-        pr.XScales = ScratchBuffers.Get(9, (long)m * pr.Blocks);
-        WorkerPool.For(m, &QuantizeRowItem, &pr);
-        WorkerPool.For((n + PanelCols - 1) / PanelCols, &PanelItem, &pr);
+        nint[]? native = UseNative && UseVector ? VnniQ8Kernel.EntryPoints : null;
+        fixed (nint* entries = native)
+        {
+            pr.Native = entries;
+            // The quantised activations are the calling thread's; workers read them while it waits in For.
+            if (native is not null)
+                pr.XQuants = (sbyte*)ScratchBuffers.Get(8, (long)m * pr.Blocks * VnniQ8Kernel.ActivationBlockBytes / sizeof(float));
+            else
+            {
+                pr.XQuants = (sbyte*)ScratchBuffers.Get(8, (long)m * k / 2);
+                pr.XScales = ScratchBuffers.Get(9, (long)m * pr.Blocks);
+            }
+            WorkerPool.For(m, &QuantizeRowItem, &pr);
+            WorkerPool.For((n + PanelCols - 1) / PanelCols, &PanelItem, &pr);
+        }
     }
 
     private static void QuantizeRowItem(void* context, int i)
     {
         ref Problem pr = ref *(Problem*)context;
-        QuantizeActivations(pr.X + (long)i * pr.K, pr.K, pr.XQuants + 2L * i * pr.K, pr.XScales + (long)i * pr.Blocks, pr.Vector);
+        if (pr.Native != null)
+            QuantizeActivationsForVnni(pr.X + (long)i * pr.K, pr.K, pr.XQuants + (long)i * pr.Blocks * VnniQ8Kernel.ActivationBlockBytes);
+        else
+            QuantizeActivations(pr.X + (long)i * pr.K, pr.K, pr.XQuants + 2L * i * pr.K, pr.XScales + (long)i * pr.Blocks, pr.Vector);
     }
 
     /// <summary>
@@ -81,35 +104,53 @@ internal static unsafe class QuantizedGemm
     {
         for (int b = 0; b < k / B; b++)
         {
-            float* xb = x + b * B;
             sbyte* qb = quants + b * B;
-            if (vector)
-            {
-                var v0 = Vector512.Load(xb);
-                var v1 = Vector512.Load(xb + 16);
-                float max = MaxAcross(Vector512.Max(Vector512.Abs(v0), Vector512.Abs(v1)));
-                float inverse = max == 0 ? 0 : 127f / max;
-                scales[b] = max / 127f;
-                var s = Vector512.Create(inverse);
-                // vcvtps2dq rounds to nearest even (the default MXCSR mode); vpmovdb narrows the in-range values.
-                var q0 = Avx512F.ConvertToVector128SByte(Avx512F.ConvertToVector512Int32(v0 * s));
-                var q1 = Avx512F.ConvertToVector128SByte(Avx512F.ConvertToVector512Int32(v1 * s));
-                var q = Vector256.Create(q0, q1);
-                q.Store(qb);
-                (-q).Store(qb + k);
-            }
-            else
-            {
-                float max = 0;
-                for (int p = 0; p < B; p++) max = MathF.Max(max, MathF.Abs(xb[p]));
-                float inverse = max == 0 ? 0 : 127f / max;
-                scales[b] = max / 127f;
-                for (int p = 0; p < B; p++)
-                {
-                    qb[p] = (sbyte)MathF.Round(xb[p] * inverse, MidpointRounding.ToEven);
-                    qb[k + p] = (sbyte)-qb[p];
-                }
-            }
+            scales[b] = QuantizeBlock(x + b * B, qb, vector);
+            if (vector) (-Vector256.Load(qb)).Store(qb + k);
+            else for (int p = 0; p < B; p++) qb[k + p] = (sbyte)-qb[p];
+        }
+    }
+
+    /// <summary>
+    /// The same quants and scales laid out for <see cref="VnniQ8Kernel"/>: per block 32 quants, then the int32
+    /// −128·Σ quants that removes the kernel's +128 weight offset, then the float32 scale (40 bytes).
+    /// </summary>
+    internal static void QuantizeActivationsForVnni(float* x, int k, sbyte* blocks)
+    {
+        for (int b = 0; b < k / B; b++)
+        {
+            sbyte* qb = blocks + b * VnniQ8Kernel.ActivationBlockBytes;
+            float scale = QuantizeBlock(x + b * B, qb, vector: true);
+            var q = Vector256.Load(qb);
+            int sum = Vector256.Sum(Vector256.WidenLower(q) + Vector256.WidenUpper(q)); // |sum| <= 32 * 127
+            *(int*)(qb + B) = -128 * sum;
+            *(float*)(qb + B + 4) = scale;
+        }
+    }
+
+    /// <summary>Writes round(x · 127 / max) (ties to even) for 32 floats and returns the block scale max / 127.</summary>
+    private static float QuantizeBlock(float* xb, sbyte* qb, bool vector)
+    {
+        if (vector)
+        {
+            var v0 = Vector512.Load(xb);
+            var v1 = Vector512.Load(xb + 16);
+            float max = MaxAcross(Vector512.Max(Vector512.Abs(v0), Vector512.Abs(v1)));
+            float inverse = max == 0 ? 0 : 127f / max;
+            var s = Vector512.Create(inverse);
+            // vcvtps2dq rounds to nearest even (the default MXCSR mode); vpmovdb narrows the in-range values.
+            var q0 = Avx512F.ConvertToVector128SByte(Avx512F.ConvertToVector512Int32(v0 * s));
+            var q1 = Avx512F.ConvertToVector128SByte(Avx512F.ConvertToVector512Int32(v1 * s));
+            Vector256.Create(q0, q1).Store(qb);
+            return max / 127f;
+        }
+        else
+        {
+            float max = 0;
+            for (int p = 0; p < B; p++) max = MathF.Max(max, MathF.Abs(xb[p]));
+            float inverse = max == 0 ? 0 : 127f / max;
+            for (int p = 0; p < B; p++) qb[p] = (sbyte)MathF.Round(xb[p] * inverse, MidpointRounding.ToEven);
+            return max / 127f;
         }
     }
 
@@ -125,7 +166,7 @@ internal static unsafe class QuantizedGemm
     {
         ref Problem pr = ref *(Problem*)context;
         int j0 = item * PanelCols, cols = Math.Min(PanelCols, pr.N - j0), k = pr.K;
-        float* tile = stackalloc float[TileRows * PanelCols];
+        float* tile = stackalloc float[TileKernel.MaxRows * PanelCols];
         sbyte** xq = stackalloc sbyte*[TileRows];
         float** xs = stackalloc float*[TileRows];
         sbyte* panel = null;
@@ -135,6 +176,11 @@ internal static unsafe class QuantizedGemm
             panel = (sbyte*)ScratchBuffers.Get(5, (long)k * PanelCols / 4 + (long)pr.Blocks * PanelCols);
             panelScales = (float*)(panel + (long)k * PanelCols);
             Pack(ref pr, j0, cols, panel, panelScales);
+        }
+        if (pr.Native != null)
+        {
+            NativePanel(ref pr, j0, cols, panel, panelScales, tile);
+            return;
         }
         for (int i = 0; i < pr.M; i += TileRows)
         {
@@ -153,13 +199,40 @@ internal static unsafe class QuantizedGemm
                 else Kernel<OneRow>(panel, panelScales, pr.Blocks, xq, xs, tile);
             }
             else ScalarTile(ref pr, j0, cols, xq, xs, tile);
-            for (int r = 0; r < rows; r++)
-            {
-                float* yr = pr.Y + (long)(i + r) * pr.N + j0;
-                float* tr = tile + r * PanelCols;
-                if (pr.Accumulate) for (int c = 0; c < cols; c++) yr[c] += tr[c];
-                else new ReadOnlySpan<float>(tr, cols).CopyTo(new Span<float>(yr, cols));
-            }
+            StoreTile(pr.Y, pr.N, pr.Accumulate, i, rows, j0, cols, tile);
+        }
+    }
+
+    /// <summary>Y[i.., j0..] (+)= a [rows][32] tile, the first <paramref name="cols"/> columns of it.</summary>
+    internal static void StoreTile(float* y, int n, bool accumulate, int i, int rows, int j0, int cols, float* tile)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* yr = y + (long)(i + r) * n + j0;
+            float* tr = tile + r * PanelCols;
+            if (accumulate) for (int c = 0; c < cols; c++) yr[c] += tr[c];
+            else new ReadOnlySpan<float>(tr, cols).CopyTo(new Span<float>(yr, cols));
+        }
+    }
+
+    /// <summary>All row tiles of one packed panel through the emitted VNNI kernel (6 rows a call, the last call fewer).</summary>
+    private static void NativePanel(ref Problem pr, int j0, int cols, sbyte* panel, float* panelScales, float* tile)
+    {
+        // The kernel's unsigned operand is the weight: w + 128, i.e. the sign bit flipped.
+        var flip = Vector512.Create((byte)0x80);
+        for (long p = 0; p < (long)pr.K * PanelCols; p += 64) (Vector512.Load((byte*)panel + p) ^ flip).Store((byte*)panel + p);
+        long rowBytes = (long)pr.Blocks * VnniQ8Kernel.ActivationBlockBytes;
+        TileKernelArgs args;
+        args.Panel = (byte*)panel;
+        args.Scales = panelScales;
+        args.Steps = pr.Blocks;
+        args.Tile = tile;
+        for (int i = 0; i < pr.M; i += TileKernel.MaxRows)
+        {
+            int rows = Math.Min(TileKernel.MaxRows, pr.M - i);
+            for (int r = 0; r < rows; r++) args.Rows[r] = (long)(pr.XQuants + (i + r) * rowBytes);
+            TileKernel.Call(pr.Native[rows - 1], &args);
+            StoreTile(pr.Y, pr.N, pr.Accumulate, i, rows, j0, cols, tile);
         }
     }
 
@@ -169,12 +242,8 @@ internal static unsafe class QuantizedGemm
     /// </summary>
     private static void Pack(ref Problem pr, int j0, int cols, sbyte* panel, float* scales)
     {
-        int k = pr.K, blocks = pr.Blocks;
-        sbyte** rows = stackalloc sbyte*[PanelCols];
-        for (int c = 0; c < PanelCols; c++) rows[c] = pr.W + (long)(j0 + Math.Min(c, cols - 1)) * k;
-        for (int half = 0; half < 2; half++)
-            for (int b = 0; b < blocks; b++)
-                TransposeBlock(rows + half * 16, b * B, (int*)panel + b * 8 * PanelCols + half * 16);
+        int blocks = pr.Blocks;
+        PackPanel(pr.W, pr.K, j0, cols, panel);
         for (int c = 0; c < PanelCols; c++)
         {
             Half* rowScales = pr.WScales + (long)(j0 + Math.Min(c, cols - 1)) * blocks;
@@ -183,11 +252,26 @@ internal static unsafe class QuantizedGemm
     }
 
     /// <summary>
+    /// Interleaves 32 rows of <paramref name="rowBytes"/> bytes (a multiple of 32) starting at row j0 into
+    /// panel[(g * 32 + c) * 4 + t] = byte 4g + t of row j0 + c: 4-byte groups of 32 rows side by side, what one
+    /// 64-byte load of 16 columns needs (4 int8 weights, or 2 bf16 weights, per column). Rows past
+    /// <paramref name="cols"/> repeat the last one.
+    /// </summary>
+    internal static void PackPanel(sbyte* w, long rowBytes, int j0, int cols, sbyte* panel)
+    {
+        sbyte** rows = stackalloc sbyte*[PanelCols];
+        for (int c = 0; c < PanelCols; c++) rows[c] = w + (j0 + Math.Min(c, cols - 1)) * rowBytes;
+        for (int half = 0; half < 2; half++)
+            for (long b = 0; b < rowBytes / 32; b++)
+                TransposeBlock(rows + half * 16, b * 32, (int*)panel + b * 8 * PanelCols + half * 16);
+    }
+
+    /// <summary>
     /// One block of 16 rows as a 16 x 8 matrix of 4-byte groups, transposed: dst[g * 32 + c] = group g of row c.
     /// Each 512-bit register holds rows c and c + 8, so one 8 x 8 transpose (unpack 32, unpack 64, 128-bit
     /// permute) runs in both 256-bit halves at once and leaves columns 0..15 of a group in order.
     /// </summary>
-    private static void TransposeBlock(sbyte** rows, int offset, int* dst)
+    private static void TransposeBlock(sbyte** rows, long offset, int* dst)
     {
         Vector512<int> Row(int c) => Vector512.Create(Vector256.Load(rows[c] + offset), Vector256.Load(rows[c + 8] + offset)).AsInt32();
         Vector512<int> r0 = Row(0), r1 = Row(1), r2 = Row(2), r3 = Row(3), r4 = Row(4), r5 = Row(5), r6 = Row(6), r7 = Row(7);

@@ -151,7 +151,7 @@ public sealed class LladaChatClient : IChatClient
         }
         catch (Exception ex) when (ex is FormatException or InvalidCastException or OverflowException)
         {
-            throw new ArgumentException($"{name} must be {(typeof(T) == typeof(int) ? "an integer" : "a number")} (got '{value}')", name);
+            throw new InvalidSettingException(name, $"{name} must be {(typeof(T) == typeof(int) ? "an integer" : "a number")} (got '{value}')");
         }
     }
 

@@ -31,15 +31,14 @@ public sealed record SamplingRequest
     /// Options for this request on top of <paramref name="defaults"/>. gen_length is max_tokens rounded up to a
     /// multiple of the block length (the default block shrinks to fit a short canvas); unless given, steps keep the
     /// defaults' steps-per-token ratio, rounded up to a multiple of the number of blocks. Throws
-    /// <see cref="ArgumentException"/> whose ParamName is the request field at fault.
+    /// <see cref="InvalidSettingException"/> naming the request field at fault.
     /// </summary>
     public GenerationOptions Resolve(GenerationOptions defaults)
     {
         ArgumentNullException.ThrowIfNull(defaults);
         int wanted = MaxTokens ?? defaults.GenLength;
-        if (wanted < 1) throw new ArgumentException($"max_tokens must be at least 1 (got {wanted})", "max_tokens");
-        if (BlockLength is < 1) throw new ArgumentException($"block_length must be at least 1 (got {BlockLength})", "block_length");
-        if (Steps is < 1) throw new ArgumentException($"steps must be at least 1 (got {Steps})", "steps");
+        if (wanted < 1) throw new InvalidSettingException("max_tokens", $"max_tokens must be at least 1 (got {wanted})");
+        if (BlockLength is < 1) throw new InvalidSettingException("block_length", $"block_length must be at least 1 (got {BlockLength})");
         string remasking = Remasking ?? (defaults.Remasking == Diffusion.Remasking.Random ? "random" : "low_confidence");
         bool ar = remasking == "ar";
         int block = ar ? 1 : BlockLength ?? Math.Min(defaults.BlockLength, wanted);
@@ -57,20 +56,16 @@ public sealed record SamplingRequest
             Threshold = Threshold ?? defaults.Threshold,
             Seed = Seed ?? defaults.Seed,
             Cache = Cache is null ? defaults.Cache
-                : KvCacheModeNames.TryParse(Cache, out var cache) ? cache : throw new ArgumentException(KvCacheModeNames.UnknownMessage(Cache, "cache"), "cache"),
+                : KvCacheModeNames.TryParse(Cache, out var cache) ? cache : throw new InvalidSettingException("cache", KvCacheModeNames.UnknownMessage(Cache, "cache")),
             Remasking = remasking switch
             {
                 "low_confidence" or "ar" => Diffusion.Remasking.LowConfidence,
                 "random" => Diffusion.Remasking.Random,
-                _ => throw new ArgumentException($"remasking '{remasking}' is unknown; use low_confidence, random or ar", "remasking"),
+                _ => throw new InvalidSettingException("remasking", $"remasking '{remasking}' is unknown; use low_confidence, random or ar"),
             },
         };
         if (ar) options = options.AsAutoregressive();
-        if (Temperature is { } t && (!double.IsFinite(t) || t < 0)) throw new ArgumentException($"temperature must be >= 0 (got {t})", "temperature");
-        if (CfgScale is { } c && (!double.IsFinite(c) || c < 0)) throw new ArgumentException($"cfg_scale must be >= 0 (got {c})", "cfg_scale");
-        if (Threshold is { } th && !(th > 0 && th <= 1)) throw new ArgumentException($"threshold must be in (0, 1] (got {th})", "threshold");
-        if (options.Threshold is null && options.Factor is null && options.Steps % blocks != 0)
-            throw new ArgumentException($"steps {steps} is not divisible by the number of blocks {blocks} (gen_length {gen} / block_length {block})", "steps");
+        options.ValidateSettings(); // the request's fields have the reference names
         return options;
     }
 }

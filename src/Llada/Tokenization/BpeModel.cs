@@ -47,6 +47,11 @@ internal sealed class BpeModel
 
     public bool TryGetId(ReadOnlySpan<char> token, out int id) => _vocabBySpan.TryGetValue(token, out id);
 
+    private static JsonElement Required(JsonElement model, string key, JsonValueKind kind, string file) =>
+        model.TryGetProperty(key, out var node) && node.ValueKind == kind
+            ? node
+            : throw new InvalidDataException($"{file}: \"model\" needs a \"{key}\" {(kind == JsonValueKind.Object ? "object" : "array")}");
+
     /// <summary>Reads the "model" node of a tokenizer.json.</summary>
     public static BpeModel FromJson(JsonElement model, string file)
     {
@@ -60,12 +65,12 @@ internal sealed class BpeModel
         if (model.TryGetProperty("dropout", out var dropout) && dropout.ValueKind == JsonValueKind.Number && dropout.GetDouble() > 0)
             throw new NotSupportedException($"{file}: BPE dropout is not supported.");
 
-        var vocabNode = model.GetProperty("vocab");
+        var vocabNode = Required(model, "vocab", JsonValueKind.Object, file);
         var vocab = new Dictionary<string, int>(vocabNode.EnumerateObject().Count(), StringComparer.Ordinal);
         foreach (var entry in vocabNode.EnumerateObject()) vocab[entry.Name] = entry.Value.GetInt32();
 
         var merges = new List<(string, string)>();
-        foreach (var m in model.GetProperty("merges").EnumerateArray())
+        foreach (var m in Required(model, "merges", JsonValueKind.Array, file).EnumerateArray())
         {
             if (m.ValueKind == JsonValueKind.Array)
             {

@@ -82,11 +82,12 @@ public sealed class Tokenizer
     }
 
     /// <summary>Loads a tokenizer.json (or tokenizer.json.gz) and, optionally, its tokenizer_config.json.</summary>
+    /// <exception cref="InvalidDataException">Either file is not valid JSON or lacks what a byte-level BPE tokenizer needs (the message names the file).</exception>
     public static Tokenizer FromFile(string tokenizerJsonPath, string? tokenizerConfigPath = null)
     {
         using var json = OpenMaybeGzip(tokenizerJsonPath);
         using var config = tokenizerConfigPath is null ? null : OpenMaybeGzip(tokenizerConfigPath);
-        return FromStreams(json, config, tokenizerJsonPath);
+        return FromStreams(json, config, tokenizerJsonPath, tokenizerConfigPath);
     }
 
     /// <summary>
@@ -101,12 +102,40 @@ public sealed class Tokenizer
         return FromFile(json, File.Exists(config) ? config : null);
     }
 
-    /// <summary>Loads from streams; <paramref name="sourceName"/> names the data in error messages.</summary>
-    public static Tokenizer FromStreams(Stream tokenizerJson, Stream? tokenizerConfig, string sourceName)
+    /// <summary>
+    /// Loads from streams; <paramref name="sourceName"/> (and <paramref name="configSourceName"/>, default
+    /// "tokenizer_config.json") name the data in error messages.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Malformed JSON, or a structure that is not a Hugging Face tokenizer.json.</exception>
+    public static Tokenizer FromStreams(Stream tokenizerJson, Stream? tokenizerConfig, string sourceName, string? configSourceName = null)
     {
-        using var root = JsonDocument.Parse(tokenizerJson, new JsonDocumentOptions { MaxDepth = 256 });
-        using var config = tokenizerConfig is null ? null : JsonDocument.Parse(tokenizerConfig);
-        return new Tokenizer(sourceName, root.RootElement, config?.RootElement);
+        using var root = ParseJson(tokenizerJson, sourceName, maxDepth: 256);
+        using var config = tokenizerConfig is null ? null : ParseJson(tokenizerConfig, configSourceName ?? "tokenizer_config.json", maxDepth: 64);
+        if (root.RootElement.ValueKind != JsonValueKind.Object)
+            throw new InvalidDataException($"{sourceName}: must be a JSON object, found {root.RootElement.ValueKind}");
+        if (!root.RootElement.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object)
+            throw new InvalidDataException($"{sourceName}: no \"model\" object; not a Hugging Face tokenizer.json");
+        try
+        {
+            return new Tokenizer(sourceName, root.RootElement, config?.RootElement);
+        }
+        catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            // A field the format requires is missing or has the wrong JSON type somewhere below the top level.
+            throw new InvalidDataException($"{sourceName}: not a valid Hugging Face tokenizer.json ({ex.Message})", ex);
+        }
+    }
+
+    private static JsonDocument ParseJson(Stream stream, string sourceName, int maxDepth)
+    {
+        try
+        {
+            return JsonDocument.Parse(stream, new JsonDocumentOptions { MaxDepth = maxDepth });
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"{sourceName}: not valid JSON ({ex.Message})", ex);
+        }
     }
 
     private static Stream OpenMaybeGzip(string path)

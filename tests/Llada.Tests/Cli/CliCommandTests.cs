@@ -49,8 +49,8 @@ public sealed class CliCommandTests(CliTestHost host) : IClassFixture<CliTestHos
     }
 
     [Theory]
-    [InlineData("divisible", "--gen-length", "10", "--block-length", "4")]
-    [InlineData("divisible", "--gen-length", "8", "--block-length", "4", "--steps", "3")]
+    [InlineData("--gen-length 10 is not a multiple of --block-length 4", "--gen-length", "10", "--block-length", "4")]
+    [InlineData("--steps 3 is not a multiple of the number of blocks, 2", "--gen-length", "8", "--block-length", "4", "--steps", "3")]
     [InlineData("'sideways' is unknown", "--remasking", "sideways")]
     [InlineData("max_sequence_length", "--gen-length", "200", "--block-length", "200")]
     [InlineData("--cache 'triple' is unknown; use none, prefix or dual", "--cache", "triple")]
@@ -106,6 +106,17 @@ public sealed class CliCommandTests(CliTestHost host) : IClassFixture<CliTestHos
         Assert.True(ll < 0 && ll > -3 * Math.Log(64) * 3, $"log-likelihood {ll}");
         Assert.True(json.GetProperty("std_error").GetDouble() >= 0);
         Assert.Equal(32, json.GetProperty("mc_num").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("4", "1", "(standard error; 1 sample, 1 answer token)")]
+    [InlineData("4,5", "2", "(standard error; 2 samples, 2 answer tokens)")]
+    public async Task Score_text_counts_samples_and_answer_tokens_in_words_that_agree(string answer, string mcNum, string expected)
+    {
+        var (exit, stdout, stderr) = await CliTestHost.Run("score", "--model", host.ModelDir, "--prompt-ids", "1,2,3",
+            "--answer-ids", answer, "--mc-num", mcNum);
+        Assert.True(exit == 0, stderr);
+        Assert.EndsWith(expected, stdout.Trim());
     }
 
     [Fact]

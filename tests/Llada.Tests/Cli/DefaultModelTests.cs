@@ -17,6 +17,19 @@ public class DefaultModelTests
     }
 
     [Fact]
+    public async Task The_readme_quick_start_answers_what_the_readme_says_it_does()
+    {
+        string readme = File.ReadAllText(Path.Combine(Llada.Tests.Training.Data.TestTokenizers.RepoRoot(), "README.md"));
+        var command = System.Text.RegularExpressions.Regex.Match(readme, @"src/Llada.Cli -- generate --prompt ""([^""]+)"" --block-length (\d+) --visualize");
+        var answer = System.Text.RegularExpressions.Regex.Match(readme, @"It answers `([^`]+)`");
+        Assert.True(command.Success && answer.Success, "README quick start not found");
+        // --visualize only redraws a terminal; the answer is the same without it.
+        var (exit, stdout, stderr) = await CliTestHost.Run("generate", "--prompt", command.Groups[1].Value, "--block-length", command.Groups[2].Value);
+        Assert.True(exit == 0, stderr);
+        Assert.Equal(answer.Groups[1].Value, stdout.Trim());
+    }
+
+    [Fact]
     public async Task Info_describes_the_embedded_model_as_a_bf16_llada()
     {
         var (exit, stdout, stderr) = await CliTestHost.Run("info", "--json");
@@ -70,5 +83,29 @@ public class DefaultModelTests
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task Tokenize_lists_each_token_as_the_tokenizer_spells_it_and_round_trips_unicode()
+    {
+        const string text = "Héllo wörld 👋🏽 日本語";
+        var (exit, stdout, stderr) = await CliTestHost.Run("tokenize", "--text", text);
+        Assert.True(exit == 0, stderr);
+        var tokenizer = Llada.Tokenization.Tokenizer.FromDirectory(Path.Combine(AppContext.BaseDirectory, "models", "llada-tiny-instruct"));
+        int[] expected = tokenizer.Encode(text);
+        string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(expected.Length, lines.Length);
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string[] cells = lines[i].Split('\t');
+            Assert.Equal(expected[i], int.Parse(cells[0]));
+            Assert.Equal(tokenizer.IdToToken(expected[i]), System.Text.Json.JsonSerializer.Deserialize<string>(cells[1]));
+        }
+        Assert.Contains("\"\u0120w", stdout); // the byte-level space reads as "Ġ", not as the escape \u0120
+        Assert.DoesNotContain("\\u", stdout);
+
+        (exit, stdout, _) = await CliTestHost.Run("detokenize", "--ids", string.Join(",", expected));
+        Assert.Equal(0, exit);
+        Assert.Equal(text, stdout.TrimEnd('\n', '\r'));
     }
 }

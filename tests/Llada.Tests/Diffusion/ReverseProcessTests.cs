@@ -484,8 +484,10 @@ public class ReverseProcessTests
 
     public static TheoryData<GenerationOptions, int[], string> Invalid => new()
     {
-        { Options(10, 10, 4), [1], "gen_length 10 is not divisible by block_length 4" },
-        { Options(12, 5, 4), [1], "steps 5 is not divisible by the number of blocks 3" },
+        { Options(10, 10, 4), [1], "gen_length 10 is not a multiple of block_length 4 (the answer is split into blocks of equal length): use gen_length 8 or 12, or block_length 2 or 5" },
+        { Options(6, 6, 8), [1], "gen_length 6 is not a multiple of block_length 8 (the answer is split into blocks of equal length): use gen_length 8, or block_length 6" },
+        { Options(12, 5, 4), [1], "steps 5 is not a multiple of the number of blocks, 3 (gen_length 12 / block_length 4; each block gets the same steps): use steps 3 or 6" },
+        { Options(12, 2, 4), [1], "use steps 3" },
         { Options(12, 0, 4), [1], "steps must be at least 1" },
         { Options(0, 1, 1), [1], "gen_length must be at least 1" },
         { Options(500, 500, 500), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], "exceeds the model's max_sequence_length 512" },
@@ -497,7 +499,7 @@ public class ReverseProcessTests
         { Options(4, 4, 4) with { CfgScale = double.NaN }, [1], "cfg_scale must be finite" },
         { Options(4, 4, 4) with { Threshold = 1.5 }, [1], "threshold must be in (0, 1]" },
         { Options(4, 4, 4) with { Threshold = 0.9, Factor = 1 }, [1], "at most one of threshold and factor" },
-        { Options(4, 4, 4) with { Factor = 1, Remasking = Remasking.Random }, [1], "need low_confidence remasking" },
+        { Options(4, 4, 4) with { Factor = 1, Remasking = Remasking.Random }, [1], "they need remasking low_confidence" },
         { Options(4, 4, 4) with { Cache = KvCacheMode.Dual }, [1], "cache dual needs a predictor with a KV cache" },
         { Options(4, 4, 4) with { Cache = (KvCacheMode)7 }, [1], "unknown cache mode 7" },
     };
@@ -506,8 +508,26 @@ public class ReverseProcessTests
     [MemberData(nameof(Invalid))]
     public void Invalid_settings_are_rejected_with_a_clear_message(GenerationOptions options, int[] prompt, string message)
     {
-        var error = Assert.Throws<ArgumentException>(() => new ReverseProcess(Fakes.HashPredictor()).Run(prompt, options));
+        var error = Assert.ThrowsAny<ArgumentException>(() => new ReverseProcess(Fakes.HashPredictor()).Run(prompt, options));
         Assert.Contains(message, error.Message);
+    }
+
+    [Fact]
+    public void Setting_errors_name_the_setting_and_read_without_a_parameter_suffix()
+    {
+        var error = Assert.Throws<InvalidSettingException>(() => Options(12, 5, 4).ValidateSettings());
+        Assert.Equal("steps", error.ParamName);
+        Assert.DoesNotContain("Parameter", error.Message);
+        Assert.Equal("cfg_scale", Assert.Throws<InvalidSettingException>(() => (Options(4, 4, 4) with { CfgScale = -1 }).ValidateSettings()).ParamName);
+    }
+
+    [Fact]
+    public void Setting_errors_use_the_callers_spelling_of_the_settings()
+    {
+        var error = Assert.Throws<InvalidSettingException>(() => Options(10, 10, 4).ValidateSettings(s => "--" + s.Replace('_', '-')));
+        Assert.Equal("gen_length", error.ParamName);
+        Assert.StartsWith("--gen-length 10 is not a multiple of --block-length 4", error.Message);
+        Assert.EndsWith("use --gen-length 8 or 12, or --block-length 2 or 5", error.Message);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Llada.Numerics;
+using Llada.Numerics.Native;
 
 namespace Llada.Tests.Numerics;
 
@@ -102,12 +103,66 @@ public class QuantizedGemmTests
         return y;
     }
 
+    /// <summary>Runs <paramref name="check"/> with each kernel this machine has: emitted VNNI, managed AVX-512BW, scalar.</summary>
+    private static void ForEachKernel(Action check)
+    {
+        bool savedVector = QuantizedGemm.UseVector, savedNative = QuantizedGemm.UseNative;
+        try
+        {
+            var kernels = new List<(bool Vector, bool Native)>();
+            if (savedVector && VnniQ8Kernel.EntryPoints is not null) kernels.Add((true, true));
+            if (savedVector) kernels.Add((true, false));
+            kernels.Add((false, false));
+            foreach (var (vector, native) in kernels)
+            {
+                QuantizedGemm.UseVector = vector;
+                QuantizedGemm.UseNative = native;
+                check();
+            }
+        }
+        finally
+        {
+            QuantizedGemm.UseVector = savedVector;
+            QuantizedGemm.UseNative = savedNative;
+        }
+    }
+
     public static TheoryData<int, int, int> Shapes => new()
     {
         { 1, 1, 32 }, { 1, 33, 64 }, { 3, 32, 96 }, { 4, 64, 256 }, { 7, 45, 32 }, { 17, 100, 288 }, { 64, 70, 1024 },
         // Tile edges: 2- and 1-row tails after 4-row tiles, 16/17/31/47 columns (half and partial panels), k = 2816.
         { 2, 17, 64 }, { 6, 31, 160 }, { 5, 16, 32 }, { 9, 47, 2816 },
+        // 6-row VNNI tiles with every tail height (1..5 rows) and more than one panel.
+        { 8, 33, 64 }, { 11, 65, 96 }, { 13, 3, 32 }, { 23, 50, 128 },
     };
+
+    [Fact]
+    public void Emitted_vnni_kernel_equals_the_managed_kernel_bit_for_bit_for_every_tile_height()
+    {
+        if (VnniQ8Kernel.EntryPoints is null || !QuantizedGemm.UseVector)
+            Assert.Skip($"no emitted VNNI kernel here: {NativeKernels.Q8Kernel}");
+        int n = 77, k = 320;
+        var w = new Q8Weights(n, k, seed: 21, scale: 0.1f);
+        bool saved = QuantizedGemm.UseNative;
+        try
+        {
+            for (int m = 1; m <= 14; m++)
+            {
+                float[] x = NumericsTestData.Random(m * k, seed: 100 + m, scale: 2f);
+                for (int i = 0; i < k; i += 97) x[i] = 0; // blocks mixing zeros, and all-zero rows below
+                if (m == 4) Array.Clear(x, 3 * k, k);
+                var managed = new float[m * n];
+                var emitted = new float[m * n];
+                QuantizedGemm.UseNative = false;
+                Gemm.MultiplyTransposed(x, m, w.Matrix, managed);
+                QuantizedGemm.UseNative = true;
+                Gemm.MultiplyTransposed(x, m, w.Matrix, emitted);
+                Assert.Equal(managed, emitted);
+                Assert.Contains(managed, v => v != 0);
+            }
+        }
+        finally { QuantizedGemm.UseNative = saved; }
+    }
 
     [Theory]
     [MemberData(nameof(Shapes))]
@@ -116,23 +171,17 @@ public class QuantizedGemmTests
         var w = new Q8Weights(n, k, seed: m + n + k);
         float[] x = NumericsTestData.Random(m * k, seed: k, scale: 3f);
         float[] expected = NaiveIntegerProduct(x, m, w, n, k);
-        bool saved = QuantizedGemm.UseVector;
-        try
+        ForEachKernel(() =>
         {
-            foreach (bool vector in saved ? new[] { true, false } : new[] { false })
-            {
-                QuantizedGemm.UseVector = vector;
-                var y = new float[m * n];
-                Gemm.MultiplyTransposed(x, m, w.Matrix, y);
-                Assert.Equal(expected, y);
+            var y = new float[m * n];
+            Gemm.MultiplyTransposed(x, m, w.Matrix, y);
+            Assert.Equal(expected, y);
 
-                float[] start = NumericsTestData.Random(m * n, seed: 5);
-                start.CopyTo(y, 0);
-                Gemm.MultiplyTransposed(x, m, w.Matrix, y, accumulate: true);
-                for (int i = 0; i < y.Length; i++) Assert.Equal(start[i] + expected[i], y[i]);
-            }
-        }
-        finally { QuantizedGemm.UseVector = saved; }
+            float[] start = NumericsTestData.Random(m * n, seed: 5);
+            start.CopyTo(y, 0);
+            Gemm.MultiplyTransposed(x, m, w.Matrix, y, accumulate: true);
+            for (int i = 0; i < y.Length; i++) Assert.Equal(start[i] + expected[i], y[i]);
+        });
     }
 
     [Fact]
@@ -145,18 +194,12 @@ public class QuantizedGemmTests
         float[] x = NumericsTestData.Random(m * k, seed: 12);
         for (int i = 0; i < x.Length; i++) x[i] = (i % 5 == 0 ? -1f : 1f) * (i % 2 == 0 ? 4f : 4f - 1e-6f * i);
         float[] expected = NaiveIntegerProduct(x, m, w, n, k);
-        bool saved = QuantizedGemm.UseVector;
-        try
+        ForEachKernel(() =>
         {
-            foreach (bool vector in saved ? new[] { true, false } : new[] { false })
-            {
-                QuantizedGemm.UseVector = vector;
-                var y = new float[m * n];
-                Gemm.MultiplyTransposed(x, m, w.Matrix, y);
-                Assert.Equal(expected, y);
-            }
-        }
-        finally { QuantizedGemm.UseVector = saved; }
+            var y = new float[m * n];
+            Gemm.MultiplyTransposed(x, m, w.Matrix, y);
+            Assert.Equal(expected, y);
+        });
     }
 
     [Fact]

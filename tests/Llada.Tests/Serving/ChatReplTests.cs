@@ -12,6 +12,7 @@ public sealed class ChatReplTests
         {
             Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No,
         });
+        console.Profile.Width = 400; // one line per message, so the assertions see whole sentences
         return (new ChatRepl(g, g.DefaultOptions(16), system, console, visualize: false), output);
     }
 
@@ -25,7 +26,7 @@ public sealed class ChatReplTests
         string text = output.ToString();
         Assert.Equal(2, text.Split("llada> Hi there").Length - 1);
         Assert.Contains("steps 8,", text);
-        Assert.Contains("gen_length 16 is not divisible by block_length 5", text);
+        Assert.Contains("gen_length 16 is not a multiple of block_length 5 (the answer is split into blocks of equal length): use gen_length 15 or 20, or block_length 4 or 8", text);
         Assert.Contains("unknown setting 'bogus'", text);
         Assert.Contains("cache 'triple' is unknown; use none, prefix or dual", text);
         Assert.Contains("history cleared", text);
@@ -33,6 +34,32 @@ public sealed class ChatReplTests
         Assert.Equal(8, repl.Options.Steps);
         Assert.Empty(repl.Session.History);
         Assert.Equal("Be brief.", repl.Session.SystemPrompt);
+    }
+
+    [Fact]
+    public async Task A_mistyped_set_says_which_setting_wanted_what_and_changes_nothing()
+    {
+        using var g = ServingTestModels.Scripted("ok");
+        var (repl, output) = Repl(g);
+        var before = repl.Options;
+        await repl.RunAsync(new StringReader("/set steps abc\n/set temperature warm\n/set visualize maybe\n/set steps\n"), installCtrlC: false,
+            TestContext.Current.CancellationToken);
+        string[] errors = output.ToString().Split('\n').Select(l => l.Trim()).Where(l => l.Contains("error:")).ToArray();
+        Assert.Equal(4, errors.Length);
+        Assert.EndsWith("error: steps: expected an integer, got 'abc'", errors[0]);
+        Assert.EndsWith("error: temperature: expected a number, got 'warm'", errors[1]);
+        Assert.EndsWith("error: visualize: expected on or off, got 'maybe'", errors[2]);
+        Assert.Contains("error: /set needs a setting and a value, e.g. /set steps 32 (steps, gen_length,", errors[3]);
+        Assert.Equal(before, repl.Options);
+    }
+
+    [Fact]
+    public async Task End_of_input_ends_the_chat_on_a_fresh_line()
+    {
+        using var g = ServingTestModels.Scripted("ok");
+        var (repl, output) = Repl(g);
+        Assert.Equal(0, await repl.RunAsync(new StringReader(""), installCtrlC: false, TestContext.Current.CancellationToken));
+        Assert.EndsWith("you> " + Environment.NewLine, output.ToString());
     }
 
     [Fact]
@@ -45,6 +72,20 @@ public sealed class ChatReplTests
         Assert.Equal((32, 32), (repl.Options.GenLength, repl.Options.Steps));
         await repl.RunAsync(new StringReader("/set steps 8\n/set gen_length 16\n"), installCtrlC: false, TestContext.Current.CancellationToken);
         Assert.Equal((16, 8), (repl.Options.GenLength, repl.Options.Steps));
+        await repl.RunAsync(new StringReader("/set gen_length 4\n"), installCtrlC: false, TestContext.Current.CancellationToken);
+        Assert.Equal((4, 4), (repl.Options.GenLength, repl.Options.Steps)); // 8 steps cannot fill 4 tokens
+    }
+
+    [Fact]
+    public async Task Set_steps_beyond_one_per_token_is_refused_naming_the_most()
+    {
+        using var g = ServingTestModels.Scripted("ok");
+        var (repl, output) = Repl(g); // 16 tokens, 16 steps
+        var before = repl.Options;
+        await repl.RunAsync(new StringReader("/set steps 100\n"), installCtrlC: false, TestContext.Current.CancellationToken);
+        Assert.Contains("error: steps 100 is more than gen_length 16: a step unmasks at least one token, so 16 steps (one token per step) is the most",
+            output.ToString());
+        Assert.Equal(before, repl.Options);
     }
 
     [Fact]

@@ -84,9 +84,10 @@ public sealed class LladaChatClientTests
     {
         using var g = ServingTestModels.Scripted("x");
         var client = new LladaChatClient(g);
-        var ex = Assert.Throws<ArgumentException>(() => client.BuildRequest([new ChatMessage(ChatRole.User, "hi")],
+        var ex = Assert.Throws<InvalidSettingException>(() => client.BuildRequest([new ChatMessage(ChatRole.User, "hi")],
             new ChatOptions { AdditionalProperties = new() { [name] = value } }));
         Assert.Contains(expected, ex.Message);
+        Assert.DoesNotContain("(Parameter", ex.Message);
         Assert.Equal(name, ex.ParamName);
     }
 

@@ -162,6 +162,7 @@ public sealed class ServerTests(SyntheticModelFixture model) : IClassFixture<Syn
         Assert.Equal("application/json", response.Content.Headers.ContentType!.MediaType);
         var error = (await Http.Json(response)).GetProperty("error");
         Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+        Assert.DoesNotContain("(Parameter '", error.GetProperty("message").GetString()); // .NET's suffix, noise to an API client
         Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
         Assert.Equal(param, error.GetProperty("param").GetString());
         if (code is not null) Assert.Equal(code, error.GetProperty("code").GetString());

@@ -19,7 +19,7 @@ run() { # name gen_length steps remasking block_length
     [ -f "$report" ] && return
     /usr/bin/time -f "$1 g$2 s$3: %e s" "$LLADA" eval --model models/llada-tiny-instruct --tasks "${TASKS[@]}" --limit "$LIMIT" \
         --gen-length "$2" --steps "$3" --remasking "$4" --block-length "$5" --seed 1 --threads 1 \
-        --out "$report.tmp" > /dev/null 2>> "$RUNS/eval.log"
+        --out "$report.tmp" --overwrite > /dev/null 2>> "$RUNS/eval.log"
     mv "$report.tmp" "$report"
     tail -n 1 "$RUNS/eval.log"
 }

@@ -22,7 +22,7 @@ done
 for model in "${MODELS[@]}"; do
     /usr/bin/time -f "$model eval wall %e s" "$LLADA" eval --model "$RUNS/$model" --tasks "${TASKS[@]}" --no-chat-template \
         --mc-num 32 --batch-size 32 --seed 1 --steps 8 --gen-length 8 --block-length 8 --threads 2 \
-        --out "$OUT/$model.json" --markdown "$OUT/$model.md" > /dev/null
+        --out "$OUT/$model.json" --markdown "$OUT/$model.md" --overwrite > /dev/null
 done
 REPORTS=()
 for model in "${MODELS[@]}"; do REPORTS+=("$OUT/$model.json"); done

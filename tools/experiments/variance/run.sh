@@ -22,7 +22,7 @@ for n in 1 4 16 64; do
         report="$RUNS/$estimator-n$n.json"
         [ -f "$report" ] && continue
         "$LLADA" eval --model "$MODEL" --tasks "$TASK" --estimator "$estimator" --mc-num "$n" --batch-size 64 \
-            --seed 1 --threads 1 --out "$report.tmp" > /dev/null 2>> "$RUNS/eval.log"
+            --seed 1 --threads 1 --out "$report.tmp" --overwrite > /dev/null 2>> "$RUNS/eval.log"
         mv "$report.tmp" "$report"
         echo "$estimator n=$n done ($(( $(date +%s) - start )) s)"
     done

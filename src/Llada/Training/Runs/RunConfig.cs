@@ -298,10 +298,19 @@ public sealed record RunConfig
             NonNegative("router_aux_loss_coef", RouterAuxLossCoef);
             NonNegative("router_z_loss_coef", RouterZLossCoef);
         }
-        long decayStart = Steps - (long)Math.Round(DecayFraction * Steps);
+        long decayStart = DecayStart(Steps);
         if (WarmupSteps > decayStart)
-            throw new RunConfigException(source, "warmup_steps", $"({WarmupSteps}) runs into the decay, which starts at step {decayStart} of {Steps}");
+        {
+            // Say both ways out: fewer warm-up steps, or a run long enough for this warm-up.
+            long enough = WarmupSteps;
+            while (DecayStart(enough) < WarmupSteps && enough < 1000L * WarmupSteps) enough++;
+            string longer = DecayStart(enough) >= WarmupSteps ? $" or raise steps to at least {enough}" : "";
+            throw new RunConfigException(source, "warmup_steps",
+                $"({WarmupSteps}) runs into the decay, which starts at step {decayStart} of {Steps}; lower warmup_steps to at most {decayStart}{longer}");
+        }
     }
+
+    private long DecayStart(long steps) => steps - (long)Math.Round(DecayFraction * steps);
 
     /// <summary>The Warmup-Stable-Decay schedule of this configuration.</summary>
     public LearningRateSchedule CreateSchedule() =>

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Llada.Diffusion;
 using Llada.Model;
 using Llada.Numerics;
+using Llada.Reporting;
 using Llada.Tokenization;
 using Llada.Training.Data;
 
@@ -128,7 +129,7 @@ public static class RunSetup
             var notes = new List<string>
             {
                 $"training data: {trainCache.Count:N0} tokens, {train.SequencesPerEpoch:N0} sequences of {config.SeqLen} per epoch " +
-                $"({(double)config.Steps * config.TokensPerStep / Math.Max(1, trainCache.Count):0.##} epochs in {config.Steps} steps)",
+                $"({(double)config.Steps * config.TokensPerStep / Math.Max(1, trainCache.Count):0.##} epochs in {Quantity.Of(config.Steps, "step")})",
             };
             IReadOnlyList<TokenBatch> heldOut = [];
             if (request.Valid.Count > 0 && config.EvalBatches > 0)
@@ -138,7 +139,7 @@ public static class RunSetup
                 var valid = new PretrainBatchSource(validCache, config.SeqLen, config.BatchSize, vocab, config.Seed, shuffle: false);
                 int count = (int)Math.Min(config.EvalBatches, Math.Max(1, valid.SequencesPerEpoch / config.BatchSize));
                 heldOut = HeldOutBatches.Take(new PretrainBatches(valid), count);
-                notes.Add($"held-out data: {validCache.Count:N0} tokens; each evaluation scores {count} batches ({count * config.BatchSize * config.SeqLen:N0} tokens)");
+                notes.Add($"held-out data: {validCache.Count:N0} tokens; each evaluation scores {Quantity.Of(count, "batch")} ({Quantity.Of(count * config.BatchSize * config.SeqLen, "token", format: "N0")})");
             }
             var run = TrainingRun.Open(new TrainingRunOptions
             {
@@ -198,7 +199,7 @@ public static class RunSetup
                 var valid = new SftBatchSource(validCache, batchOptions with { Shuffle = false }, shape.VocabSize);
                 int count = (int)Math.Min(config.EvalBatches, Math.Max(1, valid.PairsPerEpoch / config.BatchSize));
                 heldOut = HeldOutBatches.Take(new SftBatches(valid), count);
-                notes.Add($"held-out SFT data: {validCache.RecordCount:N0} pairs; each evaluation scores {count} batches");
+                notes.Add($"held-out SFT data: {Quantity.Of(validCache.RecordCount, "pair", format: "N0")}; each evaluation scores {Quantity.Of(count, "batch")}");
             }
             var run = TrainingRun.Open(new TrainingRunOptions
             {
@@ -239,7 +240,7 @@ public static class RunSetup
         if (train.Kept.Count == 0) throw new InvalidDataException($"no preference pair fits in seq_len {config.SeqLen} tokens");
         var notes = new List<string>
         {
-            $"preference data: {train.Kept.Count:N0} pairs ({(double)config.Steps * config.BatchSize * config.GradAccumulation / train.Kept.Count:0.##} epochs in {config.Steps} steps)" +
+            $"preference data: {train.Kept.Count:N0} pairs ({(double)config.Steps * config.BatchSize * config.GradAccumulation / train.Kept.Count:0.##} epochs in {Quantity.Of(config.Steps, "step")})" +
             (train.Skipped > 0 ? $", {train.Skipped:N0} longer than {config.SeqLen} tokens left out" : ""),
             $"VRPO: {request.Vrpo}; reference = {modelDir}",
         };
@@ -251,7 +252,7 @@ public static class RunSetup
             {
                 int count = Math.Min(config.EvalBatches, (valid.Kept.Count + config.BatchSize - 1) / config.BatchSize);
                 heldOut = HeldOutBatches.Take(new PreferenceBatches(valid.Kept, Math.Min(config.BatchSize, valid.Kept.Count), config.SeqLen, eos, config.Seed, shuffle: false), count);
-                notes.Add($"held-out preference data: {valid.Kept.Count:N0} pairs; each evaluation scores {count} batches");
+                notes.Add($"held-out preference data: {Quantity.Of(valid.Kept.Count, "pair", format: "N0")}; each evaluation scores {Quantity.Of(count, "batch")}");
             }
         }
         string weightsHash = HashFiles(Directory.EnumerateFiles(modelDir, "*.safetensors").Order(StringComparer.Ordinal), cancellationToken);

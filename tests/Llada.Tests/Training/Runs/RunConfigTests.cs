@@ -43,7 +43,9 @@ public class RunConfigTests
     [InlineData("""{ "n_heads": 4, "n_kv_heads": 3 }""", "'n_kv_heads' (3) must divide n_heads (4)")]
     [InlineData("""{ "objective": "gpt" }""", "'objective' must be \"mdm\" or \"ar\"")]
     [InlineData("""{ "base": "huge" }""", "'base' must be one of tiny, small, sft")]
-    [InlineData("""{ "steps": 10, "warmup_steps": 50 }""", "'warmup_steps' (50) runs into the decay")]
+    [InlineData("""{ "steps": 10, "warmup_steps": 50 }""", "'warmup_steps' (50) runs into the decay, which starts at step 9 of 10; lower warmup_steps to at most 9 or raise steps to at least 56")]
+    [InlineData("""{ "steps": 10, "warmup_steps": 50, "decay_fraction": 0.5 }""", "'warmup_steps' (50) runs into the decay, which starts at step 5 of 10; lower warmup_steps to at most 5 or raise steps to at least 100")]
+    [InlineData("""{ "steps": 10, "warmup_steps": 5, "decay_fraction": 1 }""", "'warmup_steps' (5) runs into the decay, which starts at step 0 of 10; lower warmup_steps to at most 0")]
     [InlineData("""[1, 2]""", "must be a JSON object")]
     [InlineData("""{ "steps": 10,, }""", "is not valid JSON")]
     public void Bad_files_name_the_file_and_the_key(string json, string expected)
