@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -53,7 +54,7 @@ internal static unsafe partial class GemmEngine
             if (convert != null)
             {
                 for (int q = 0; q < cols; q++)
-                    System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w[q], k), new Span<float>(convert + q * k, k));
+                    TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w[q], k), new Span<float>(convert + q * k, k));
                 for (int q = 0; q < WideCols; q++) w[q] = convert + Math.Min(q, cols - 1) * k;
             }
             for (int i = 0; i < m; i += WideRows)
