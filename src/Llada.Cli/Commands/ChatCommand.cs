@@ -32,7 +32,7 @@ internal static class ChatCommand
         {
             ModelSource.ApplyThreads(parse.GetValue(threads));
             using var generator = OpenGenerator(parse.GetValue(model), "chat needs text");
-            var options = sampling.Build(parse, generator.EosTokenId, generator.EndOfTurnTokenId);
+            var options = sampling.Build(parse, generator.SamplingDefaults, generator.EosTokenId, generator.EndOfTurnTokenId);
             bool terminal = ReferenceEquals(ctx.Output, Console.Out) && !Console.IsOutputRedirected;
             var console = ConsoleFor(ctx.Output, terminal);
             bool visualize = !parse.GetValue(noVisualize) && terminal;
@@ -53,14 +53,15 @@ internal static class ChatCommand
             Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No,
         });
 
-    /// <summary>Loads --model (or the default) as a text generator; the model needs a tokenizer.</summary>
+    /// <summary>Loads --model (or the default) as a text generator with its sampling defaults; the model needs a tokenizer.</summary>
     internal static TextGenerator OpenGenerator(string? model, string purpose)
     {
         var loaded = ModelSource.Load(model);
         try
         {
             return new TextGenerator(loaded.Predictor, loaded.RequireTokenizer(purpose), loaded.EosId, loaded.EndOfTurnId,
-                Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(loaded.Directory))), owned: loaded);
+                Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(loaded.Directory))), owned: loaded,
+                samplingDefaults: SamplingDefaults.FromDirectory(loaded.Directory));
         }
         catch
         {
