@@ -152,14 +152,14 @@ public sealed record SamplingDefaults
         if (Has("temperature") && reader.NullableBool("do_sample") != false)
         {
             double t = reader.Double("temperature", 0);
-            if (t < 0) Fail("temperature", $"must be >= 0, found {t}");
+            if (t < 0) Fail("temperature", FormattableString.Invariant($"must be >= 0, found {t}"));
             d = d with { Temperature = t };
             set.Add("temperature");
         }
         if (Has("cfg_scale"))
         {
             double cfg = reader.Double("cfg_scale", 0);
-            if (cfg < 0) Fail("cfg_scale", $"must be >= 0, found {cfg}");
+            if (cfg < 0) Fail("cfg_scale", FormattableString.Invariant($"must be >= 0, found {cfg}"));
             d = d with { CfgScale = cfg };
             set.Add("cfg_scale");
         }
