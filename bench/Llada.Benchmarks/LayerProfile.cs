@@ -8,7 +8,7 @@ namespace Llada.Benchmarks;
 /// Stopwatch profile of the dense LLaDA forward pass broken into its kernels, on random weights of a given shape
 /// (separate weights per layer, so they stream from memory as in the real model). Run:
 /// dotnet run -c Release --project bench/Llada.Benchmarks -- layers [--shape d,layers,heads,mlp,vocab] [--seq T]
-/// [--bf16 [--bf16-activations] | --q8] [--threads N] [--repeat R] [--cpu] [--small-m M]. --small-m sets the largest m of the unpacked small-m GEMM path. --cpu runs on one thread timed by its CPU clock (Linux), for a busy machine. Prints milliseconds per step summed over the layers (median and best of R
+/// [--bf16 [--compute bf16] | --q8] [--threads N] [--repeat R] [--cpu] [--small-m M]. --small-m sets the largest m of the unpacked small-m GEMM path. --cpu runs on one thread timed by its CPU clock (Linux), for a busy machine. Prints milliseconds per step summed over the layers (median and best of R
 /// passes; the best is the better guide on a shared machine).
 /// </summary>
 internal static unsafe class LayerProfile
@@ -26,9 +26,14 @@ internal static unsafe class LayerProfile
         DType type = args.Contains("--bf16") ? DType.BF16 : args.Contains("--q8") ? DType.Q8_0 : DType.F32;
         bool cpu = args.Contains("--cpu");
         if (Option(args, "--small-m") is { } sm) GemmEngine.SmallM = int.Parse(sm);
-        if (args.Contains("--bf16-activations")) Gemm.Bf16Arithmetic = Bf16Arithmetic.Bf16Activations;
+        var arithmetic = (Option(args, "--compute") ?? "float32") switch
+        {
+            "float32" => Bf16Arithmetic.Float32,
+            "bf16" => Bf16Arithmetic.Bf16Activations,
+            var other => throw new ArgumentException($"--compute '{other}': expected float32 or bf16"),
+        };
         if (cpu) Parallelism.ThreadCount = 1; // the calling thread's CPU clock only sees its own work
-        long Now() => cpu ? ThreadCpuTicks() : Stopwatch.GetTimestamp();
+        long Now() => cpu ? Llada.Reporting.ThreadCpuClock.Nanoseconds() : Stopwatch.GetTimestamp();
         double tickMs = cpu ? 1e-6 : 1000.0 / Stopwatch.Frequency;
         int hd = d / heads;
 
@@ -86,23 +91,23 @@ internal static unsafe class LayerProfile
             for (int l = 0; l < layers; l++)
             {
                 RmsNorm.Apply(h0, t, d, norm, 1e-5f, x); Lap(0);
-                Gemm.MultiplyTransposed(x, t, wq[l], q); Gemm.MultiplyTransposed(x, t, wk[l], k); Gemm.MultiplyTransposed(x, t, wv[l], v); Lap(1);
+                Gemm.MultiplyTransposed(x, t, wq[l], q, bf16Arithmetic: arithmetic); Gemm.MultiplyTransposed(x, t, wk[l], k, bf16Arithmetic: arithmetic); Gemm.MultiplyTransposed(x, t, wv[l], v, bf16Arithmetic: arithmetic); Lap(1);
                 rope.Apply(q, heads, positions); rope.Apply(k, heads, positions); Lap(2);
                 Attention.Forward(q, t, k, v, t, heads, heads, hd, att); Lap(3);
-                Gemm.MultiplyTransposed(att, t, wo[l], h0, accumulate: true); Lap(1);
+                Gemm.MultiplyTransposed(att, t, wo[l], h0, accumulate: true, arithmetic); Lap(1);
                 RmsNorm.Apply(h0, t, d, norm, 1e-5f, x); Lap(0);
-                Gemm.MultiplyTransposed(x, t, wg[l], gate); Gemm.MultiplyTransposed(x, t, wu[l], up); Lap(4);
+                Gemm.MultiplyTransposed(x, t, wg[l], gate, bf16Arithmetic: arithmetic); Gemm.MultiplyTransposed(x, t, wu[l], up, bf16Arithmetic: arithmetic); Lap(4);
                 Activations.SwiGlu(gate, up, gate); Lap(5);
-                Gemm.MultiplyTransposed(gate, t, wd[l], h0, accumulate: true); Lap(6);
+                Gemm.MultiplyTransposed(gate, t, wd[l], h0, accumulate: true, arithmetic); Lap(6);
             }
             RmsNorm.Apply(h0, t, d, norm, 1e-5f, x); Lap(0);
-            Gemm.MultiplyTransposed(x, t, head, logits); Lap(7);
+            Gemm.MultiplyTransposed(x, t, head, logits, bf16Arithmetic: arithmetic); Lap(7);
             totals[rep] = (Now() - start) * tickMs;
         }
         double flopsLayerGemm = 2.0 * t * d * (4.0 * d + 3.0 * mlp);
         double[] flops = [0, 2.0 * t * 4 * d * d * layers, 0, 4.0 * t * t * d * layers, 2.0 * t * 2 * d * mlp * layers, 0, 2.0 * t * d * mlp * layers, 2.0 * t * d * vocab];
         string kernel = type == DType.Q8_0 ? $" ({Llada.Numerics.Native.NativeKernels.Q8Kernel})"
-            : type == DType.BF16 && Gemm.Bf16Arithmetic == Bf16Arithmetic.Bf16Activations ? $" (bf16 activations, {Llada.Numerics.Native.NativeKernels.Bf16Kernel})" : "";
+            : type == DType.BF16 && arithmetic == Bf16Arithmetic.Bf16Activations ? $" (bf16 activations, {Llada.Numerics.Native.NativeKernels.Bf16Kernel})" : "";
         Console.WriteLine($"shape {shape}, T={t}, {type}{kernel}, threads={Parallelism.ThreadCount}{(cpu ? ", thread CPU time" : "")}, median and best of {repeat} passes after a warm-up");
         for (int st = 0; st < Steps.Length; st++)
         {
@@ -114,22 +119,6 @@ internal static unsafe class LayerProfile
         double total = Median(totals[1..]);
         Console.WriteLine($"  {"total",-10} {total,9:F1} ms {(layers * (flopsLayerGemm + 4.0 * t * t * d) + 2.0 * t * d * vocab) / total / 1e6,8:F1} GFLOP/s");
         _ = flopsLayerGemm;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct TimeSpec
-    {
-        public long Seconds, Nanoseconds;
-    }
-
-    [DllImport("libc", EntryPoint = "clock_gettime")]
-    private static extern int ClockGetTime(int clock, out TimeSpec time);
-
-    /// <summary>CPU nanoseconds of the calling thread (Linux CLOCK_THREAD_CPUTIME_ID): not inflated by waiting for a busy core.</summary>
-    private static long ThreadCpuTicks()
-    {
-        if (ClockGetTime(3, out var t) != 0) throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-        return t.Seconds * 1_000_000_000 + t.Nanoseconds;
     }
 
     private static string? Option(string[] args, string name)

@@ -6,6 +6,7 @@ using Llada.Evaluation;
 using Llada.Model;
 using Llada.Numerics;
 using Llada.Numerics.Native;
+using Llada.Reporting;
 
 namespace Llada.Cli.Commands;
 
@@ -53,11 +54,7 @@ internal static class BenchCommand
         };
         var threshold = new Option<double>("--threshold") { Description = "--sampling: confidence threshold of the threshold-rule rows.", DefaultValueFactory = _ => 0.9 };
         var factor = new Option<double>("--factor") { Description = "--sampling: f of the factor-rule rows (Fast-dLLM).", DefaultValueFactory = _ => 1.0 };
-        var bf16Activations = new Option<bool>("--bf16-activations")
-        {
-            Description = "bf16 weights: round the activations to bf16 too and sum bf16 products in float32 (like PyTorch's bf16 " +
-                          "autocast; vdpbf16ps where the CPU has AVX512_BF16). Faster, slightly different logits; off by default.",
-        };
+        var compute = ModelSource.ComputeOption();
         var threads = ModelSource.ThreadsOption();
         var json = ModelSource.JsonOption();
         var command = new Command("bench",
@@ -67,17 +64,19 @@ internal static class BenchCommand
             "With --sampling, time whole generations instead (tokens/s, forward passes, agreement with vanilla, task accuracy).\n" +
             "Examples:\n  llada bench --model DIR --seq-len 256 --repeat 5 --json\n  llada bench --synthetic 1024,8,16,2816,32000 --dtype bf16\n" +
             "  llada bench --synthetic 1024,4,16,0,32000 --moe 64,8,512 --dtype bf16 [--all-experts]\n" +
+            "  llada bench --synthetic 1024,8,16,2816,32000 --dtype bf16 --compute bf16\n" +
             "  llada bench --sampling data/eval/arith.jsonl data/eval/reverse.jsonl --limit 8 --gen-length 64")
         {
             model, synthetic, moe, allExperts, dtype, seqLen, batch, repeat, activeBlock, sampling, limit, genLength, blockLength, threshold, factor,
-            bf16Activations, threads, json,
+            compute, threads, json,
         };
         CliAction.Set(command, (parse, ctx, token) =>
         {
             ModelSource.ApplyThreads(parse.GetValue(threads));
-            if (parse.GetValue(bf16Activations)) Gemm.Bf16Arithmetic = Bf16Arithmetic.Bf16Activations;
+            var arithmetic = ModelSource.ParseCompute(parse.GetValue(compute));
             if (parse.GetValue(sampling) is { Length: > 0 } taskFiles)
-                return Task.FromResult(RunSampling(parse, ctx, token, model, taskFiles, limit, genLength, blockLength, threshold, factor, json));
+                return Task.FromResult(RunSampling(parse, ctx, token, model, taskFiles, limit, genLength, blockLength, threshold, factor,
+                    arithmetic, json));
             int t = parse.GetValue(seqLen), b = parse.GetValue(batch), r = parse.GetValue(repeat), active = parse.GetValue(activeBlock);
             if (t < 1 || b < 1 || r < 1) throw new ArgumentException("--seq-len, --batch and --repeat must be at least 1");
             string? shape = parse.GetValue(synthetic);
@@ -99,6 +98,7 @@ internal static class BenchCommand
 
                 using var predictor = MaskPredictor.Load(dir);
                 predictor.RunAllExperts = parse.GetValue(allExperts);
+                string? computeNotice = ModelSource.ApplyCompute(predictor, arithmetic);
                 var c = predictor.Config;
                 if (t > c.MaxSequenceLength) throw new ArgumentException($"--seq-len {t} exceeds the model's max_sequence_length {c.MaxSequenceLength}");
                 var tokens = new int[b * t];
@@ -107,23 +107,26 @@ internal static class BenchCommand
                 var all = Enumerable.Range(0, t).ToArray();
                 var logits = new float[(long)b * t * predictor.VocabSize];
 
-                double fullMs = Median(TimeRuns(() => predictor.Forward(tokens, b, t, default, all, logits, token), r));
+                var (fullWall, fullCpu) = TimeRuns(() => predictor.Forward(tokens, b, t, default, all, logits, token), r);
+                double fullMs = Median(fullWall);
+                double? fullCpuMs = fullCpu is null ? null : Median(fullCpu);
                 double flops = ForwardFlops(c, t, t) * b;
                 double? activeMs = null, windowMs = null;
                 int activeLen = Math.Min(active, t);
                 if (activeLen > 0)
                 {
                     var block = Enumerable.Range(t - activeLen, activeLen).ToArray();
-                    activeMs = Median(TimeRuns(() => predictor.Forward(tokens, b, t, default, block, logits, token), r));
+                    activeMs = Median(TimeRuns(() => predictor.Forward(tokens, b, t, default, block, logits, token), r).Wall);
                     var cache = predictor.CreateCache(b, t);
                     predictor.ForwardFillingCache(tokens, b, t, default, block, logits, cache, token);
-                    windowMs = Median(TimeRuns(() => predictor.ForwardWindow(tokens, b, t, default, cache, t - activeLen, t, block, logits, token), r));
+                    windowMs = Median(TimeRuns(() => predictor.ForwardWindow(tokens, b, t, default, cache, t - activeLen, t, block, logits, token), r).Wall);
                 }
                 double gflops = flops / (fullMs * 1e6);
                 if (parse.GetValue(json))
                     ctx.Output.WriteLine(JsonSerializer.Serialize(new
                     {
                         forward_ms_median = Math.Round(fullMs, 2),
+                        forward_cpu_ms_median = fullCpuMs is { } cpuMs ? Math.Round(cpuMs, 2) : (double?)null,
                         gflops, // unrounded: a tiny model on a busy machine can be below 0.05
                         active_block = activeLen,
                         active_block_ms_median = activeMs is null ? (double?)null : Math.Round(activeMs.Value, 2),
@@ -133,7 +136,9 @@ internal static class BenchCommand
                         repeat = r,
                         threads = Parallelism.ThreadCount,
                         dtype = predictor.Checkpoint.Describe().DTypeSummary,
-                        bf16_arithmetic = Gemm.Bf16Arithmetic == Bf16Arithmetic.Bf16Activations ? $"bf16 activations ({NativeKernels.Bf16Kernel})" : "float32",
+                        compute = ModelSource.ComputeName(arithmetic),
+                        bf16_kernel = predictor.HasBf16Matrices ? Bf16KernelName(arithmetic) : null,
+                        compute_notice = computeNotice,
                         q8_kernel = predictor.Checkpoint.Describe().DTypeSummary.Contains("Q8_0") ? NativeKernels.Q8Kernel : null,
                         parameters = predictor.Checkpoint.ParameterCount,
                         active_parameters = predictor.Checkpoint.ActiveParameterCount,
@@ -142,9 +147,11 @@ internal static class BenchCommand
                     }));
                 else
                 {
-                    ctx.Output.WriteLine($"full forward ({b}x{t} tokens, logits everywhere): median {fullMs:0.0} ms, {gflops:0.0} GFLOP/s");
+                    ctx.Output.WriteLine($"full forward ({b}x{t} tokens, logits everywhere): median {fullMs:0.0} ms, {gflops:0.0} GFLOP/s" +
+                        (fullCpuMs is { } cpuMs ? $" ({cpuMs:0.0} ms thread CPU time)" : ""));
                     if (predictor.Checkpoint.Describe().DTypeSummary.Contains("Q8_0")) ctx.Output.WriteLine($"q8 kernel: {NativeKernels.Q8Kernel}");
-                    if (Gemm.Bf16Arithmetic == Bf16Arithmetic.Bf16Activations) ctx.Output.WriteLine($"bf16 weights: bf16 activations, {NativeKernels.Bf16Kernel}");
+                    if (predictor.HasBf16Matrices) ctx.Output.WriteLine($"bf16 weights: --compute {ModelSource.ComputeName(arithmetic)}, {Bf16KernelName(arithmetic)}");
+                    if (computeNotice is not null) ctx.Output.WriteLine(computeNotice);
                     if (activeMs is not null)
                     {
                         ctx.Output.WriteLine($"active block ({activeLen} logit positions):       median {activeMs:0.0} ms");
@@ -162,7 +169,8 @@ internal static class BenchCommand
     }
 
     private static int RunSampling(ParseResult parse, CommandContext ctx, CancellationToken token, Option<string?> model, string[] taskFiles,
-        Option<int> limit, Option<int?> genLength, Option<int?> blockLength, Option<double> threshold, Option<double> factor, Option<bool> json)
+        Option<int> limit, Option<int?> genLength, Option<int?> blockLength, Option<double> threshold, Option<double> factor,
+        Bf16Arithmetic arithmetic, Option<bool> json)
     {
         int lim = parse.GetValue(limit);
         int? block = parse.GetValue(blockLength);
@@ -177,6 +185,7 @@ internal static class BenchCommand
         string dir = ModelSource.Resolve(parse.GetValue(model));
         var defaults = SamplingDefaults.FromDirectory(dir);
         using var evaluated = EvaluatedModel.Load(dir, ModelKind.Diffusion);
+        ModelSource.ApplyCompute(evaluated.Predictor, arithmetic, ctx.Error);
         var settings = SamplingBench.Settings(tau, f);
         var totals = SamplingBench.Run(evaluated, tasks, settings, parse.GetValue(genLength), block, defaults, ctx.Error, token);
         if (parse.GetValue(json))
@@ -188,6 +197,7 @@ internal static class BenchCommand
                 block_length = block ?? defaults.BlockLength,
                 block_length_source = block is null ? defaults.SourceOf("block_length") : "--block-length",
                 threads = Parallelism.ThreadCount,
+                compute = ModelSource.ComputeName(arithmetic),
                 settings = settings.Select((s, i) => new
                 {
                     name = s.Name,
@@ -243,6 +253,10 @@ internal static class BenchCommand
         return SyntheticCheckpoint.MoeConfig(v[0], v[1], v[2], e[0], e[1], e[2], v[4], maxSeq: maxSeq);
     }
 
+    /// <summary>The kernel that multiplies bf16 weights under <paramref name="arithmetic"/>.</summary>
+    private static string Bf16KernelName(Bf16Arithmetic arithmetic) =>
+        arithmetic == Bf16Arithmetic.Bf16Activations ? NativeKernels.Bf16Kernel : "widened to float32 in the float32 engine";
+
     /// <summary>A weight type as --type / --dtype take it; <paramref name="option"/> names the option in the error.</summary>
     internal static DType ParseDType(string name, string option) => name.ToLowerInvariant() switch
     {
@@ -253,17 +267,24 @@ internal static class BenchCommand
         _ => throw new ArgumentException($"{option} '{name}' is unknown; use f32, bf16, f16 or q8 (Q8_0, the only quantised type)"),
     };
 
-    private static double[] TimeRuns(Action run, int repeat)
+    /// <summary>
+    /// Wall milliseconds of each of <paramref name="repeat"/> runs after one warm-up and, with one thread (the kernels then
+    /// run on the calling thread) where the OS has the clock, its CPU milliseconds: steadier than wall time on a busy machine.
+    /// </summary>
+    private static (double[] Wall, double[]? Cpu) TimeRuns(Action run, int repeat)
     {
         run();
-        var times = new double[repeat];
+        var wall = new double[repeat];
+        var cpu = Parallelism.ThreadCount == 1 && ThreadCpuClock.IsAvailable ? new double[repeat] : null;
         for (int i = 0; i < repeat; i++)
         {
+            long cpuStart = cpu is null ? 0 : ThreadCpuClock.Nanoseconds();
             var sw = Stopwatch.StartNew();
             run();
-            times[i] = sw.Elapsed.TotalMilliseconds;
+            wall[i] = sw.Elapsed.TotalMilliseconds;
+            if (cpu is not null) cpu[i] = (ThreadCpuClock.Nanoseconds() - cpuStart) / 1e6;
         }
-        return times;
+        return (wall, cpu);
     }
 
     private static double Median(double[] values)

@@ -52,6 +52,7 @@ internal static class EvalCommand
         var overwrite = ModelSource.OverwriteOption();
         overwrite.Description = "Replace --out and --markdown if they exist.";
         var threads = ModelSource.ThreadsOption();
+        var compute = ModelSource.ComputeOption();
         var sampling = new SamplingOptions();
         var command = new Command("eval",
             "Evaluate a model on task files: perplexity (ELBO bound for diffusion models, exact NLL for AR), multiple choice " +
@@ -61,7 +62,7 @@ internal static class EvalCommand
             "  llada eval --model DIR --tasks data/eval/corpus-valid.jsonl --mc-num 32 --markdown ppl.md\n" +
             "  llada eval --compare mdm.json ar.json")
         {
-            model, tasks, compare, limit, mcNum, batchSize, estimator, kind, noTemplate, maxContext, output, markdown, overwrite, threads,
+            model, tasks, compare, limit, mcNum, batchSize, estimator, kind, noTemplate, maxContext, output, markdown, overwrite, threads, compute,
         };
         sampling.AddTo(command);
         CliAction.Set(command, (parse, ctx, token) =>
@@ -81,6 +82,7 @@ internal static class EvalCommand
             if (parse.GetValue(batchSize) is var bs and < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {bs})");
             if (parse.GetValue(maxContext) is { } context and < 2) throw new ArgumentException($"--max-context must be at least 2 tokens (got {context})");
             ModelSource.ApplyThreads(parse.GetValue(threads));
+            var arithmetic = ModelSource.ParseCompute(parse.GetValue(compute));
             // Report paths are checked up front: a long evaluation must not end in "Is a directory" or "Permission denied".
             OutputPaths.CheckFile(parse.GetValue(output), "--out", parse.GetValue(overwrite), "report.json");
             OutputPaths.CheckFile(parse.GetValue(markdown), "--markdown", parse.GetValue(overwrite), "report.md");
@@ -100,6 +102,7 @@ internal static class EvalCommand
             string dir = ModelSource.Resolve(parse.GetValue(model));
             var defaults = SamplingDefaults.FromDirectory(dir);
             using var evaluated = EvaluatedModel.Load(dir, modelKind);
+            ModelSource.ApplyCompute(evaluated.Predictor, arithmetic, ctx.Error);
             // Tasks with their own gen_length replace the lengths, so the command line alone is checked per task, not here.
             var baseGeneration = sampling.Build(parse, defaults, evaluated.EosTokenId, evaluated.EndOfTurnTokenId, validate: false);
             bool genLengthGiven = parse.GetValue(sampling.GenLength) is not null;
@@ -156,6 +159,7 @@ internal static class EvalCommand
                 ["threshold"] = baseGeneration.Threshold, ["factor"] = baseGeneration.Factor,
                 ["logits_eos_inf"] = baseGeneration.LogitsEosInf, ["confidence_eos_eot_inf"] = baseGeneration.ConfidenceEosEotInf,
                 ["early_exit"] = baseGeneration.EarlyExit, ["cache"] = KvCacheModeNames.Name(baseGeneration.Cache),
+                ["compute"] = ModelSource.ComputeName(arithmetic),
             };
             foreach (var task in loadedTasks.Where(t => t.Type == EvalTaskType.Generate))
             {

@@ -17,6 +17,7 @@ internal static class GenerateCommand
         var promptIds = new Option<string?>("--prompt-ids") { Description = "Prompt as comma-separated token ids, used exactly as given." };
         var noTemplate = new Option<bool>("--no-chat-template") { Description = "Encode --prompt as plain text (for base models)." };
         var threads = ModelSource.ThreadsOption();
+        var compute = ModelSource.ComputeOption();
         var json = ModelSource.JsonOption();
         var visualize = new Option<bool>("--visualize") { Description = "Redraw the answer canvas as tokens are unmasked, to watch diffusion happen." };
         var sampling = new SamplingOptions();
@@ -27,19 +28,20 @@ internal static class GenerateCommand
             "  llada generate --prompt \"Define the word 'harbor'.\" --gen-length 64 --steps 64 --block-length 16 --visualize\n" +
             "  llada generate --model DIR --prompt-ids 1,2,3 --json")
         {
-            model, prompt, promptIds, noTemplate, threads, json, visualize,
+            model, prompt, promptIds, noTemplate, threads, compute, json, visualize,
         };
         sampling.AddTo(command);
         CliAction.Set(command, (parse, ctx, token) =>
         {
             ModelSource.ApplyThreads(parse.GetValue(threads));
+            var arithmetic = ModelSource.ParseCompute(parse.GetValue(compute));
             string? text = parse.GetValue(prompt), ids = parse.GetValue(promptIds);
             if ((text is null) == (ids is null)) throw new ArgumentException("give exactly one of --prompt TEXT or --prompt-ids 1,2,3");
             string dir = ModelSource.Resolve(parse.GetValue(model));
             if (ModelSource.IsAutoregressive(dir))
                 return Task.FromResult(GenerateAutoregressive(dir, text, ids, parse.GetValue(noTemplate), sampling, parse,
-                    parse.GetValue(json), ctx, token));
-            using var loaded = ModelSource.Load(dir);
+                    arithmetic, parse.GetValue(json), ctx, token));
+            using var loaded = ModelSource.Load(dir, arithmetic, ctx.Error);
             int[] promptTokens = ids is not null
                 ? ModelSource.ParseIds(ids, "--prompt-ids")
                 : EncodePrompt(loaded.RequireTokenizer("use --prompt-ids"), text!, parse.GetValue(noTemplate));
@@ -89,12 +91,13 @@ internal static class GenerateCommand
     /// tokens; of the sampler options only --gen-length, --temperature and --seed apply.
     /// </summary>
     private static int GenerateAutoregressive(string dir, string? text, string? ids, bool noTemplate, SamplingOptions sampling,
-        ParseResult parse, bool json, CommandContext ctx, CancellationToken token)
+        ParseResult parse, Numerics.Bf16Arithmetic arithmetic, bool json, CommandContext ctx, CancellationToken token)
     {
         var defaults = SamplingDefaults.FromDirectory(dir);
         int gen = parse.GetValue(sampling.GenLength) ?? defaults.GenLength;
         if (gen < 1) throw new ArgumentException($"--gen-length must be at least 1 (got {gen})");
         using var model = Llada.Evaluation.EvaluatedModel.Load(dir, Llada.Evaluation.ModelKind.Autoregressive);
+        ModelSource.ApplyCompute(model.Predictor, arithmetic, ctx.Error);
         int[] promptTokens = ids is not null ? ModelSource.ParseIds(ids, "--prompt-ids") : EncodePrompt(model.Tokenizer, text!, noTemplate);
         CheckFits(promptTokens.Length, gen, blockLength: 1, model.Predictor.MaxSequenceLength, ids is not null, noTemplate);
         var watch = Stopwatch.StartNew();

@@ -26,6 +26,7 @@ internal static class ScoreCommand
         var cfg = new Option<double>("--cfg-scale") { Description = "Classifier-free guidance for the likelihood (0 = off).", DefaultValueFactory = _ => 0.0 };
         var seed = new Option<int>("--seed") { Description = "Random seed of the masks.", DefaultValueFactory = _ => 0 };
         var threads = ModelSource.ThreadsOption();
+        var compute = ModelSource.ComputeOption();
         var json = ModelSource.JsonOption();
         var command = new Command("score",
             "Estimate log p(answer | prompt) with LLaDA's likelihood bound (Eq. 6): mask l of the L answer tokens (l uniform), " +
@@ -34,11 +35,12 @@ internal static class ScoreCommand
             "  llada score --prompt \"Spell 'dog'.\" --choices \"d o g\" \"c a t\"\n" +
             "  llada score --model DIR --prompt-ids 1,2 --answer-ids 3,4 --json")
         {
-            model, prompt, answer, promptIds, answerIds, choices, noTemplate, mcNum, batchSize, cfg, seed, threads, json,
+            model, prompt, answer, promptIds, answerIds, choices, noTemplate, mcNum, batchSize, cfg, seed, threads, compute, json,
         };
         CliAction.Set(command, (parse, ctx, token) =>
         {
             ModelSource.ApplyThreads(parse.GetValue(threads));
+            var arithmetic = ModelSource.ParseCompute(parse.GetValue(compute));
             int mc = parse.GetValue(mcNum), bs = parse.GetValue(batchSize);
             if (mc < 1) throw new ArgumentException($"--mc-num must be at least 1 (got {mc})");
             if (bs < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {bs})");
@@ -52,8 +54,8 @@ internal static class ScoreCommand
             string dir = ModelSource.Resolve(parse.GetValue(model));
             if (ModelSource.IsAutoregressive(dir))
                 return Task.FromResult(ScoreAutoregressive(dir, pText, pIds, aText, aIds, choiceTexts, parse.GetValue(noTemplate),
-                    parse.GetValue(json), ctx, token));
-            using var loaded = ModelSource.Load(dir);
+                    arithmetic, parse.GetValue(json), ctx, token));
+            using var loaded = ModelSource.Load(dir, arithmetic, ctx.Error);
             int[] promptTokens = pIds is not null
                 ? ModelSource.ParseIds(pIds, "--prompt-ids")
                 : GenerateCommand.EncodePrompt(loaded.RequireTokenizer("use --prompt-ids"), pText!, parse.GetValue(noTemplate));
@@ -100,9 +102,10 @@ internal static class ScoreCommand
 
     /// <summary>The AR baseline's likelihood is exact (one causal forward pass), so there is no sampling and no error bar.</summary>
     private static int ScoreAutoregressive(string dir, string? pText, string? pIds, string? aText, string? aIds, string[] choiceTexts,
-        bool noTemplate, bool json, CommandContext ctx, CancellationToken token)
+        bool noTemplate, Numerics.Bf16Arithmetic arithmetic, bool json, CommandContext ctx, CancellationToken token)
     {
         using var model = Llada.Evaluation.EvaluatedModel.Load(dir, Llada.Evaluation.ModelKind.Autoregressive);
+        ModelSource.ApplyCompute(model.Predictor, arithmetic, ctx.Error);
         int[] promptTokens = pIds is not null
             ? ModelSource.ParseIds(pIds, "--prompt-ids")
             : GenerateCommand.EncodePrompt(model.Tokenizer, pText!, noTemplate);

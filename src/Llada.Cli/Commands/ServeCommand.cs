@@ -19,6 +19,7 @@ internal static class ServeCommand
         var maxTokens = new Option<int>("--max-tokens-limit") { Description = "Largest max_tokens a request may ask for.", DefaultValueFactory = _ => 1024 };
         var maxPrompt = new Option<int?>("--max-prompt-tokens") { Description = "Largest prompt in tokens (default: the model's max_sequence_length)." };
         var threads = ModelSource.ThreadsOption();
+        var compute = ModelSource.ComputeOption();
         var sampling = new SamplingOptions();
         var command = new Command("serve",
             "Serve the model over an OpenAI-compatible HTTP API: GET /health, GET /v1/models, POST /v1/chat/completions, POST /v1/completions\n" +
@@ -26,13 +27,14 @@ internal static class ServeCommand
             "LLaDA fields steps, block_length, remasking, cfg_scale, threshold, cache.\n" +
             "Examples:\n  llada serve\n  llada serve --port 9000 --api-key secret --gen-length 128 --block-length 32")
         {
-            model, host, port, apiKey, maxQueue, maxTokens, maxPrompt, threads,
+            model, host, port, apiKey, maxQueue, maxTokens, maxPrompt, threads, compute,
         };
         sampling.AddTo(command);
         CliAction.Set(command, async (parse, ctx, token) =>
         {
             ModelSource.ApplyThreads(parse.GetValue(threads));
-            using var generator = ChatCommand.OpenGenerator(parse.GetValue(model), "the server needs text");
+            using var generator = ChatCommand.OpenGenerator(parse.GetValue(model), "the server needs text",
+                ModelSource.ParseCompute(parse.GetValue(compute)), ctx.Error);
             var options = new LladaServerOptions
             {
                 Host = parse.GetValue(host)!,

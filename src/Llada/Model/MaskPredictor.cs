@@ -6,7 +6,8 @@ namespace Llada.Model;
 /// The LLaDA mask predictor (spec section 4) running on a memory-mapped checkpoint: embeddings, then per
 /// block h += attn_out(Attention(RMSNorm(h))) and h += ff_out(silu(ff_proj(x)) * up_proj(x)) with x = RMSNorm(h),
 /// RoPE on q and k, bidirectional attention; finally ln_f and the LM head. Weights stay in the checkpoint's dtype
-/// and are widened to float32 inside the matrix kernels; activations are float32. A LLaDA-MoE checkpoint (spec
+/// and are widened to float32 inside the matrix kernels; activations are float32 (unless <see cref="Bf16Arithmetic"/>
+/// opts bf16-weight products into bf16 activations). A LLaDA-MoE checkpoint (spec
 /// section 7) runs through the same blocks with RMSNorm over head_dim on q and k before RoPE and, in its MoE layers,
 /// a <see cref="MixtureOfExperts"/> in place of the SwiGLU MLP; <see cref="Load"/> picks the variant from config.json.
 /// </summary>
@@ -20,6 +21,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
     private readonly WeightMatrix _embedding, _lmHead;
     private readonly RopeTable _rope;
     private readonly Lock _gate = new();
+    private readonly PackedWeights _packed = new();
     private Workspace? _work;
 
     private readonly MoeScratch _moeScratch = new();
@@ -36,19 +38,49 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
         _ownsCheckpoint = ownsCheckpoint;
         var c = checkpoint.Config;
         _layers = new LayerWeights[c.NLayers];
+        var matrices = new List<WeightMatrix>();
         for (int i = 0; i < c.NLayers; i++)
         {
             var l = checkpoint.Layer(i);
-            var moe = checkpoint.MoeLayer(i) is { } m ? new MixtureOfExperts(m, c.Moe!, c.DModel) : null;
+            l = l with
+            {
+                QProj = Pack(l.QProj), KProj = Pack(l.KProj), VProj = Pack(l.VProj), AttnOut = Pack(l.AttnOut),
+                FfProj = Pack(l.FfProj), UpProj = Pack(l.UpProj), FfOut = Pack(l.FfOut),
+            };
+            var moeWeights = checkpoint.MoeLayer(i) is { } stored
+                ? new MoeLayerWeights(Pack(stored.Router), stored.Experts.Select(Pack).ToArray(), stored.Shared is { } s ? Pack(s) : null)
+                : null;
+            var moe = moeWeights is { } m ? new MixtureOfExperts(m, c.Moe!, c.DModel) : null;
             _layers[i] = new LayerWeights(
                 NormWeights(l.AttnNorm), NormWeights(l.FfNorm), l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut,
                 l.QNorm is { } qn ? NormWeights(qn) : null, l.KNorm is { } kn ? NormWeights(kn) : null, moe);
+            matrices.AddRange([l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut]);
+            if (moeWeights is not null)
+            {
+                matrices.Add(moeWeights.Router);
+                foreach (var e in moeWeights.Shared is { } shared ? moeWeights.Experts.Append(shared) : moeWeights.Experts)
+                    matrices.AddRange([e.Gate, e.Up, e.Down]);
+            }
         }
         _finalNorm = NormWeights(checkpoint.FinalNorm);
         _embedding = checkpoint.Embedding;
-        _lmHead = checkpoint.LmHead;
+        _lmHead = Pack(checkpoint.LmHead);
         _rope = new RopeTable(c.HeadDim, c.MaxSequenceLength, c.RopeTheta);
+        matrices.Add(_lmHead);
+        // A MoE layer has no dense MLP: its unused slots are empty matrices.
+        HasBf16Matrices = matrices.Any(w => w.DType == DType.BF16 && (long)w.Rows * w.Cols > 0);
     }
+
+    /// <summary>
+    /// A Q8_0 matrix packed once into the kernel's panel layout, its mapped rows released as they are packed, so the
+    /// weights are resident once (as panels) rather than twice; other matrices unchanged. See docs/quantization.md.
+    /// </summary>
+    private WeightMatrix Pack(WeightMatrix w) => _packed.Pack(w, _checkpoint.ReleasePages);
+
+    private SwiGluWeights Pack(SwiGluWeights e) => new(Pack(e.Gate), Pack(e.Up), Pack(e.Down));
+
+    /// <summary>Bytes of Q8_0 weights held packed in the matrix kernel's layout (0 for float weights or without a vector kernel).</summary>
+    internal long PackedWeightBytes => _packed.ByteLength;
 
     /// <summary>
     /// Opens the checkpoint directory <paramref name="directory"/> (see <see cref="LladaCheckpoint.Open"/>), dense LLaDA
@@ -82,6 +114,18 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
     /// logits at dense cost. For measuring what sparse execution saves (<c>llada bench --all-experts</c>).
     /// </summary>
     public bool RunAllExperts { get; set; }
+
+    /// <summary>
+    /// How this model multiplies its bf16 weight matrices: <see cref="Numerics.Bf16Arithmetic.Float32"/> (the default:
+    /// widened to float32, exact with respect to the stored weights) or <see cref="Numerics.Bf16Arithmetic.Bf16Activations"/>
+    /// (activations rounded to bf16, products summed in float32, like PyTorch's bf16 autocast: faster where the CPU
+    /// has AVX512_BF16, slightly different logits). Matrices of other dtypes are unaffected. Per model, so models
+    /// with different settings can share a process; a change applies from the next forward pass.
+    /// </summary>
+    public Bf16Arithmetic Bf16Arithmetic { get; set; }
+
+    /// <summary>Whether any matrix product of this model has bf16 weights, i.e. whether <see cref="Bf16Arithmetic"/> changes anything.</summary>
+    public bool HasBf16Matrices { get; }
 
     /// <inheritdoc />
     public void Forward(ReadOnlySpan<int> tokens, int batch, int seqLen, ReadOnlySpan<bool> keyMask,
@@ -133,6 +177,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
         var c = Config;
         lock (_gate)
         {
+            var arithmetic = Bf16Arithmetic; // one setting for the whole pass
             int t = end - start, n = batch * t, p = logitPositions.Length, d = c.DModel;
             var w = EnsureWorkspace(batch, t, start, batch * p);
             Span<float> h = w.H.AsSpan(0, n * d);
@@ -152,7 +197,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 bool last = layer == _layers.Length - 1;
-                RunBlock(_layers[layer], layer, w, batch, t, start, seqLen, keyMask, cache, last && selectLast ? selected : default);
+                RunBlock(_layers[layer], layer, w, batch, t, start, seqLen, keyMask, cache, last && selectLast ? selected : default, arithmetic);
             }
             cancellationToken.ThrowIfCancellationRequested();
 
@@ -160,7 +205,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
             Span<float> final = w.Selected.AsSpan(0, rows * d);
             if (!selectLast) GatherRows(h, batch, t, d, selected, final);
             RmsNorm.Apply(final, rows, d, _finalNorm, (float)c.RmsNormEps, final);
-            Gemm.MultiplyTransposed(final, rows, _lmHead, logits.Slice(0, rows * VocabSize));
+            Gemm.MultiplyTransposed(final, rows, _lmHead, logits.Slice(0, rows * VocabSize), bf16Arithmetic: arithmetic);
             ForwardPasses++;
         }
     }
@@ -172,7 +217,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
     /// ([batch, selected.Length, d]); w.H is left stale.
     /// </summary>
     private void RunBlock(in LayerWeights l, int layer, Workspace w, int batch, int t, int start, int seqLen,
-        ReadOnlySpan<bool> keyMask, KvCache? cache, ReadOnlySpan<int> selected)
+        ReadOnlySpan<bool> keyMask, KvCache? cache, ReadOnlySpan<int> selected, Bf16Arithmetic arithmetic)
     {
         var c = Config;
         int n = batch * t, d = c.DModel, kvd = c.NKvHeads * c.HeadDim;
@@ -181,8 +226,8 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
         Span<float> k = w.K.AsSpan(0, n * kvd), v = w.V.AsSpan(0, n * kvd);
 
         RmsNorm.Apply(h, n, d, l.AttnNorm, normEps, x);
-        Gemm.MultiplyTransposed(x, n, l.K, k);
-        Gemm.MultiplyTransposed(x, n, l.V, v);
+        Gemm.MultiplyTransposed(x, n, l.K, k, bf16Arithmetic: arithmetic);
+        Gemm.MultiplyTransposed(x, n, l.V, v, bf16Arithmetic: arithmetic);
         if (l.KNorm is not null) RmsNorm.Apply(k, n * c.NKvHeads, c.HeadDim, l.KNorm, normEps, k);
         _rope.Apply(k, c.NKvHeads, w.Positions.AsSpan(0, n));
         ReadOnlySpan<float> keys = k, values = v;
@@ -214,7 +259,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
                 for (int i = 0; i < qPerRow; i++) qPositions[b * qPerRow + i] = start + selected[i];
         }
         Span<float> q = w.Q.AsSpan(0, m * d), att = w.Att.AsSpan(0, m * d);
-        Gemm.MultiplyTransposed(xq, m, l.Q, q);
+        Gemm.MultiplyTransposed(xq, m, l.Q, q, bf16Arithmetic: arithmetic);
         if (l.QNorm is not null) RmsNorm.Apply(q, m * c.NHeads, c.HeadDim, l.QNorm, normEps, q);
         _rope.Apply(q, c.NHeads, qPositions);
 
@@ -225,20 +270,20 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
                 c.NHeads, c.NKvHeads, c.HeadDim, att.Slice(b * qPerRow * d, qPerRow * d),
                 keyMask.IsEmpty ? default : keyMask.Slice(b * seqLen, seqLen));
         }
-        Gemm.MultiplyTransposed(att, m, l.AttnOut, resid, accumulate: true);
+        Gemm.MultiplyTransposed(att, m, l.AttnOut, resid, accumulate: true, arithmetic);
 
         Span<float> xf = w.X.AsSpan(0, m * d);
         RmsNorm.Apply(resid, m, d, l.FfNorm, normEps, xf);
         if (l.Moe is not null)
         {
-            ExpertEvaluations += l.Moe.Forward(xf, m, resid, _moeScratch, RunAllExperts);
+            ExpertEvaluations += l.Moe.Forward(xf, m, resid, _moeScratch, RunAllExperts, arithmetic);
             return;
         }
         Span<float> gate = w.Gate.AsSpan(0, m * c.MlpHiddenSize), up = w.Up.AsSpan(0, m * c.MlpHiddenSize);
-        Gemm.MultiplyTransposed(xf, m, l.Gate, gate);
-        Gemm.MultiplyTransposed(xf, m, l.Up, up);
+        Gemm.MultiplyTransposed(xf, m, l.Gate, gate, bf16Arithmetic: arithmetic);
+        Gemm.MultiplyTransposed(xf, m, l.Up, up, bf16Arithmetic: arithmetic);
         Activations.SwiGlu(gate, up, gate);
-        Gemm.MultiplyTransposed(gate, m, l.Down, resid, accumulate: true);
+        Gemm.MultiplyTransposed(gate, m, l.Down, resid, accumulate: true, arithmetic);
     }
 
     private static void GatherRows(ReadOnlySpan<float> src, int batch, int seqLen, int d, ReadOnlySpan<int> positions, Span<float> dst)
@@ -302,6 +347,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
     /// <summary>Releases the checkpoint when this predictor owns it.</summary>
     public void Dispose()
     {
+        _packed.Dispose();
         if (_ownsCheckpoint) _checkpoint.Dispose();
     }
 

@@ -74,13 +74,15 @@ internal sealed class MixtureOfExperts(MoeLayerWeights weights, MoeConfig config
     /// Adds the layer's output for the <paramref name="m"/> rows of <paramref name="x"/> (the post-attention-normed
     /// states) to <paramref name="residual"/>. Returns how many experts were evaluated. With <paramref name="allExperts"/>
     /// every expert runs on every row (unselected ones weighted 0): the same result at dense cost, for benchmarks.
+    /// <paramref name="arithmetic"/> applies to the router's and experts' bf16 matrices (see <see cref="Gemm.MultiplyTransposed"/>).
     /// </summary>
-    public int Forward(ReadOnlySpan<float> x, int m, Span<float> residual, MoeScratch s, bool allExperts)
+    public int Forward(ReadOnlySpan<float> x, int m, Span<float> residual, MoeScratch s, bool allExperts,
+        Bf16Arithmetic arithmetic)
     {
         int d = dModel, nE = config.NumExperts, k = config.ExpertsPerToken, ff = config.ExpertIntermediateSize;
         s.Ensure(m, d, nE, k, Math.Max(ff, config.SharedExpertIntermediateSize));
         Span<float> probs = s.Probs.AsSpan(0, m * nE);
-        Gemm.MultiplyTransposed(x, m, weights.Router, probs);
+        Gemm.MultiplyTransposed(x, m, weights.Router, probs, bf16Arithmetic: arithmetic);
         Activations.SoftmaxRows(probs, m, nE, probs);
 
         Span<int> choice = s.Choice.AsSpan(0, m * k);
@@ -98,7 +100,7 @@ internal sealed class MixtureOfExperts(MoeLayerWeights weights, MoeConfig config
             {
                 // Dense reference execution: every row through expert e, weight 0 where e was not selected.
                 Span<float> yAll = s.Ys.AsSpan(0, m * d);
-                RunExpert(weights.Experts[e], x, m, ff, yAll, s);
+                RunExpert(weights.Experts[e], x, m, ff, yAll, s, arithmetic);
                 for (int t = 0; t < m; t++)
                 {
                     float w = 0;
@@ -111,7 +113,7 @@ internal sealed class MixtureOfExperts(MoeLayerWeights weights, MoeConfig config
             if (count == 0) continue;
             Span<float> xs = s.Xs.AsSpan(0, count * d), ys = s.Ys.AsSpan(0, count * d);
             for (int r = 0; r < count; r++) x.Slice(rowToken[start + r] * d, d).CopyTo(xs.Slice(r * d, d));
-            RunExpert(weights.Experts[e], xs, count, ff, ys, s);
+            RunExpert(weights.Experts[e], xs, count, ff, ys, s, arithmetic);
             for (int r = 0; r < count; r++)
             {
                 Span<float> dst = residual.Slice(rowToken[start + r] * d, d);
@@ -122,19 +124,20 @@ internal sealed class MixtureOfExperts(MoeLayerWeights weights, MoeConfig config
         if (weights.Shared is { } shared)
         {
             Span<float> ys = s.Ys.AsSpan(0, m * d);
-            RunExpert(shared, x, m, config.SharedExpertIntermediateSize, ys, s);
+            RunExpert(shared, x, m, config.SharedExpertIntermediateSize, ys, s, arithmetic);
             TensorPrimitives.Add(residual[..(m * d)], ys, residual[..(m * d)]);
         }
         return evaluated;
     }
 
-    private static void RunExpert(in SwiGluWeights w, ReadOnlySpan<float> x, int rows, int ff, Span<float> y, MoeScratch s)
+    private static void RunExpert(in SwiGluWeights w, ReadOnlySpan<float> x, int rows, int ff, Span<float> y, MoeScratch s,
+        Bf16Arithmetic arithmetic)
     {
         Span<float> gate = s.Gate.AsSpan(0, rows * ff), up = s.Up.AsSpan(0, rows * ff);
-        Gemm.MultiplyTransposed(x, rows, w.Gate, gate);
-        Gemm.MultiplyTransposed(x, rows, w.Up, up);
+        Gemm.MultiplyTransposed(x, rows, w.Gate, gate, bf16Arithmetic: arithmetic);
+        Gemm.MultiplyTransposed(x, rows, w.Up, up, bf16Arithmetic: arithmetic);
         Activations.SwiGlu(gate, up, gate);
-        Gemm.MultiplyTransposed(gate, rows, w.Down, y);
+        Gemm.MultiplyTransposed(gate, rows, w.Down, y, bf16Arithmetic: arithmetic);
     }
 }
 

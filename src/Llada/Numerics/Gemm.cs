@@ -13,8 +13,13 @@ public static unsafe class Gemm
     /// block while packing (or on the fly for small m); no float32 copy of W is ever made. Q8_0 weights take the
     /// integer path (<see cref="QuantizedGemm"/>): X is quantised to int8 blocks on the fly, so the result carries
     /// the activation rounding too (relative error ~1e-2 of the sum of |terms|, not float32 accuracy).
+    /// <paramref name="bf16Arithmetic"/> chooses how a bf16 W is multiplied: widened to float32 (the default, exact
+    /// with respect to the stored weights) or, opted into, with activations rounded to bf16
+    /// (<see cref="Bf16Arithmetic.Bf16Activations"/>, faster where the CPU has AVX512_BF16); other dtypes ignore it.
+    /// It is an argument, not a global, so two models in one process can run with different settings.
     /// </summary>
-    public static void MultiplyTransposed(ReadOnlySpan<float> x, int m, in WeightMatrix w, Span<float> y, bool accumulate = false)
+    public static void MultiplyTransposed(ReadOnlySpan<float> x, int m, in WeightMatrix w, Span<float> y, bool accumulate = false,
+        Bf16Arithmetic bf16Arithmetic = Bf16Arithmetic.Float32)
     {
         int k = w.Cols, n = w.Rows;
         ArgumentOutOfRangeException.ThrowIfNegative(m);
@@ -25,17 +30,10 @@ public static unsafe class Gemm
         fixed (float* yp = y)
         {
             if (w.DType == DType.Q8_0) QuantizedGemm.MultiplyTransposed(xp, m, w, yp, accumulate);
-            else if (w.DType == DType.BF16 && Bf16Arithmetic == Bf16Arithmetic.Bf16Activations) Bf16Gemm.MultiplyTransposed(xp, m, w, yp, accumulate);
+            else if (w.DType == DType.BF16 && bf16Arithmetic == Bf16Arithmetic.Bf16Activations) Bf16Gemm.MultiplyTransposed(xp, m, w, yp, accumulate);
             else MultiplyTransposedFloat(xp, m, w, yp, accumulate);
         }
     }
-
-    /// <summary>
-    /// How products with bf16 weights are computed: <see cref="Bf16Arithmetic.Float32"/> (the default) or, opted
-    /// into, <see cref="Bf16Arithmetic.Bf16Activations"/> (PyTorch-autocast-like, faster where the CPU has
-    /// AVX512_BF16, different results). Process-wide; set it before running a model.
-    /// </summary>
-    public static Bf16Arithmetic Bf16Arithmetic { get; set; } = Bf16Arithmetic.Float32;
 
     /// <summary>Y (+)= X W^T with float32 activations for a float dtype W, through the packed float32 engine.</summary>
     internal static void MultiplyTransposedFloat(float* xp, int m, in WeightMatrix w, float* yp, bool accumulate)

@@ -49,9 +49,9 @@ public class Bf16GemmTests
         ForEachKernel(() =>
         {
             var y = new float[m * n];
-            Gemm.MultiplyTransposed(x, m, w.Matrix, y);
+            Gemm.MultiplyTransposed(x, m, w.Matrix, y, bf16Arithmetic: Bf16Arithmetic.Bf16Activations);
             var acc = (float[])start.Clone();
-            Gemm.MultiplyTransposed(x, m, w.Matrix, acc, accumulate: true);
+            Gemm.MultiplyTransposed(x, m, w.Matrix, acc, accumulate: true, Bf16Arithmetic.Bf16Activations);
             for (int i = 0; i < m; i++)
                 for (int j = 0; j < n; j++)
                 {
@@ -89,29 +89,26 @@ public class Bf16GemmTests
         Gemm.Sgemm(false, true, m, n, k, 1f, x, k, w.Values, k, 0f, widened, n);
         Assert.Equal(widened, defaultMode);
 
-        var saved = (Gemm.Bf16Arithmetic, Parallelism.ThreadCount);
+        int saved = Parallelism.ThreadCount;
         try
         {
-            Gemm.Bf16Arithmetic = Bf16Arithmetic.Bf16Activations;
             var all = new float[m * n];
-            Gemm.MultiplyTransposed(x, m, w.Matrix, all);
+            Gemm.MultiplyTransposed(x, m, w.Matrix, all, bf16Arithmetic: Bf16Arithmetic.Bf16Activations);
             Parallelism.ThreadCount = 1;
             var one = new float[m * n];
-            Gemm.MultiplyTransposed(x, m, w.Matrix, one);
+            Gemm.MultiplyTransposed(x, m, w.Matrix, one, bf16Arithmetic: Bf16Arithmetic.Bf16Activations);
             Assert.Equal(all, one);
             Assert.NotEqual(defaultMode, all); // activation rounding does show
         }
-        finally { (Gemm.Bf16Arithmetic, Parallelism.ThreadCount) = saved; }
+        finally { Parallelism.ThreadCount = saved; }
     }
 
-    /// <summary>Runs <paramref name="check"/> under <see cref="Bf16Arithmetic.Bf16Activations"/> with the emitted kernel (where it exists) and the fallback.</summary>
-    private static void ForEachKernel(Action check)
+    /// <summary>Runs <paramref name="check"/> with the emitted kernel (where it exists) and with the fallback.</summary>
+    internal static void ForEachKernel(Action check)
     {
-        var savedMode = Gemm.Bf16Arithmetic;
         bool savedNative = Bf16Gemm.UseNative;
         try
         {
-            Gemm.Bf16Arithmetic = Bf16Arithmetic.Bf16Activations;
             foreach (bool native in Bf16DotKernel.EntryPoints is not null ? new[] { true, false } : new[] { false })
             {
                 Bf16Gemm.UseNative = native;
@@ -120,7 +117,6 @@ public class Bf16GemmTests
         }
         finally
         {
-            Gemm.Bf16Arithmetic = savedMode;
             Bf16Gemm.UseNative = savedNative;
         }
     }

@@ -21,6 +21,9 @@ public static class NativeKernels
         VnniQ8Kernel.EntryPoints is not null ? "AVX512-VNNI (emitted x86-64)"
         : (Avx512BW.IsSupported ? "managed AVX-512BW" : "managed scalar") + $" ({VnniQ8Kernel.Unavailable})";
 
+    /// <summary>Whether bf16-weight products under <see cref="Bf16Arithmetic.Bf16Activations"/> run the emitted vdpbf16ps kernel (and so gain speed).</summary>
+    public static bool HasBf16Kernel => Bf16DotKernel.EntryPoints is not null;
+
     /// <summary>Which kernel runs bf16-weight products under <see cref="Bf16Arithmetic.Bf16Activations"/> and, when it is not the emitted one, why.</summary>
     public static string Bf16Kernel =>
         Bf16DotKernel.EntryPoints is not null ? "AVX512-BF16 vdpbf16ps (emitted x86-64)"
