@@ -121,7 +121,8 @@ internal static class EvalCommand
                 };
                 return parse.GetValue(sampling.Remasking) == "ar" ? options.AsAutoregressive() : options;
             }
-            CheckGenerationSettings(loadedTasks, GenerationFor);
+            // The AR baseline decodes left to right and uses only the length and temperature of these settings.
+            if (evaluated.Kind == ModelKind.Diffusion) CheckGenerationSettings(loadedTasks, GenerationFor);
             string estimatorName = parse.GetValue(estimator)!;
             var (estimatorKind, stratified) = estimatorName switch
             {
