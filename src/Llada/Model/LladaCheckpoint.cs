@@ -285,6 +285,17 @@ public sealed class LladaCheckpoint : IDisposable
             checked((int)t.Info.Shape[0]), checked((int)t.Info.Shape[1]));
     }
 
+    /// <summary>
+    /// Drops the mapped pages of [start, start + bytes) from the resident set (see <see cref="SafetensorsFile.ReleasePages"/>);
+    /// the range must lie in one of this checkpoint's files. The bytes stay readable.
+    /// </summary>
+    internal unsafe void ReleasePages(nint start, long bytes)
+    {
+        var file = _files.Find(f => f.Contains((byte*)start, bytes))
+            ?? throw new ArgumentOutOfRangeException(nameof(start), $"the range is not inside any file of {Directory}");
+        file.ReleasePages((byte*)start, bytes);
+    }
+
     /// <summary>The weights of block <paramref name="layer"/> (0-based).</summary>
     public LladaLayerWeights Layer(int layer)
     {

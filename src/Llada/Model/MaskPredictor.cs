@@ -21,6 +21,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
     private readonly WeightMatrix _embedding, _lmHead;
     private readonly RopeTable _rope;
     private readonly Lock _gate = new();
+    private readonly PackedWeights _packed = new();
     private Workspace? _work;
 
     private readonly MoeScratch _moeScratch = new();
@@ -41,7 +42,14 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
         for (int i = 0; i < c.NLayers; i++)
         {
             var l = checkpoint.Layer(i);
-            var moeWeights = checkpoint.MoeLayer(i);
+            l = l with
+            {
+                QProj = Pack(l.QProj), KProj = Pack(l.KProj), VProj = Pack(l.VProj), AttnOut = Pack(l.AttnOut),
+                FfProj = Pack(l.FfProj), UpProj = Pack(l.UpProj), FfOut = Pack(l.FfOut),
+            };
+            var moeWeights = checkpoint.MoeLayer(i) is { } stored
+                ? new MoeLayerWeights(Pack(stored.Router), stored.Experts.Select(Pack).ToArray(), stored.Shared is { } s ? Pack(s) : null)
+                : null;
             var moe = moeWeights is { } m ? new MixtureOfExperts(m, c.Moe!, c.DModel) : null;
             _layers[i] = new LayerWeights(
                 NormWeights(l.AttnNorm), NormWeights(l.FfNorm), l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut,
@@ -56,12 +64,23 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
         }
         _finalNorm = NormWeights(checkpoint.FinalNorm);
         _embedding = checkpoint.Embedding;
-        _lmHead = checkpoint.LmHead;
+        _lmHead = Pack(checkpoint.LmHead);
         _rope = new RopeTable(c.HeadDim, c.MaxSequenceLength, c.RopeTheta);
         matrices.Add(_lmHead);
         // A MoE layer has no dense MLP: its unused slots are empty matrices.
         HasBf16Matrices = matrices.Any(w => w.DType == DType.BF16 && (long)w.Rows * w.Cols > 0);
     }
+
+    /// <summary>
+    /// A Q8_0 matrix packed once into the kernel's panel layout, its mapped rows released as they are packed, so the
+    /// weights are resident once (as panels) rather than twice; other matrices unchanged. See docs/quantization.md.
+    /// </summary>
+    private WeightMatrix Pack(WeightMatrix w) => _packed.Pack(w, _checkpoint.ReleasePages);
+
+    private SwiGluWeights Pack(SwiGluWeights e) => new(Pack(e.Gate), Pack(e.Up), Pack(e.Down));
+
+    /// <summary>Bytes of Q8_0 weights held packed in the matrix kernel's layout (0 for float weights or without a vector kernel).</summary>
+    internal long PackedWeightBytes => _packed.ByteLength;
 
     /// <summary>
     /// Opens the checkpoint directory <paramref name="directory"/> (see <see cref="LladaCheckpoint.Open"/>), dense LLaDA
@@ -328,6 +347,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
     /// <summary>Releases the checkpoint when this predictor owns it.</summary>
     public void Dispose()
     {
+        _packed.Dispose();
         if (_ownsCheckpoint) _checkpoint.Dispose();
     }
 

@@ -1,4 +1,5 @@
 using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Llada.Numerics;
 
@@ -35,7 +36,7 @@ public sealed record TensorInfo(string Name, string DTypeName, IReadOnlyList<lon
 /// managed memory; tensor views point into the mapping and stay valid until <see cref="Dispose"/>.
 /// Every structural defect is reported as a <see cref="CheckpointFormatException"/> naming the file and tensor.
 /// </summary>
-public sealed unsafe class SafetensorsFile : IDisposable
+public sealed unsafe partial class SafetensorsFile : IDisposable
 {
     /// <summary>Largest header accepted; real headers are kilobytes, this only stops absurd allocations.</summary>
     public const long MaxHeaderBytes = 100_000_000;
@@ -377,6 +378,32 @@ public sealed unsafe class SafetensorsFile : IDisposable
         }
         return result;
     }
+
+    /// <summary>Whether [start, start + bytes) lies inside this file's mapping.</summary>
+    internal bool Contains(byte* start, long bytes) =>
+        _base != null && start >= _base && bytes >= 0 && start - _base <= FileLength - bytes;
+
+    /// <summary>
+    /// Drops the pages lying wholly inside [start, start + bytes) of this file's mapping from the process's resident
+    /// set (madvise MADV_DONTNEED on Linux and macOS; elsewhere nothing happens). The mapping is read-only, so
+    /// nothing is lost: a later read faults the bytes back in from the page cache or the file. For weights that were
+    /// copied elsewhere (<see cref="PackedWeights"/>), so they stop counting twice.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The range is not inside this file's mapping.</exception>
+    internal void ReleasePages(byte* start, long bytes)
+    {
+        if (!Contains(start, bytes))
+            throw new ArgumentOutOfRangeException(nameof(start), $"the range is not inside the mapping of {Path}");
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
+        long page = Environment.SystemPageSize;
+        long first = ((long)start + page - 1) & -page, end = ((long)start + bytes) & -page;
+        if (end > first) madvise((void*)first, (nuint)(end - first), MadviseDontNeed);
+    }
+
+    private const int MadviseDontNeed = 4; // the same value on Linux and macOS
+
+    [LibraryImport("libc")]
+    private static partial int madvise(void* address, nuint length, int advice);
 
     /// <summary>Unmaps the file; every pointer, span and <see cref="WeightMatrix"/> taken from it becomes invalid.</summary>
     public void Dispose()

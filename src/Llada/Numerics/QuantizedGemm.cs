@@ -29,6 +29,11 @@ namespace Llada.Numerics;
 /// (<see cref="VnniQ8Kernel"/>: one vpdpbusd per row and 16 columns per step, 6-row tiles) that performs the same
 /// integer and float operations, so all three paths agree bit for bit.
 /// </para>
+/// <para>
+/// The panels are made per call from the row-major matrix, or read ready-made when the matrix was packed once by
+/// <see cref="PackedWeights"/> for the kernel that runs (signed bytes for the managed kernel, w + 128 for the
+/// emitted one); any other combination packs per call, so every kernel accepts every matrix.
+/// </para>
 /// </summary>
 internal static unsafe class QuantizedGemm
 {
@@ -49,6 +54,7 @@ internal static unsafe class QuantizedGemm
         public sbyte* XQuants;
         public sbyte* W;
         public Half* WScales;
+        public sbyte* Panels; // prepacked panels in the running kernel's layout, or null to pack per call
         public bool Accumulate, Vector;
         public nint* Native; // VnniQ8Kernel entry points by row count, or null for the managed kernels
     }
@@ -70,6 +76,7 @@ internal static unsafe class QuantizedGemm
             Accumulate = accumulate, Vector = UseVector,
         };
         nint[]? native = UseNative && UseVector ? VnniQ8Kernel.EntryPoints : null;
+        if (w.Panels != null && UseVector && w.PanelsOffset == (native is not null)) pr.Panels = w.Panels;
         fixed (nint* entries = native)
         {
             pr.Native = entries;
@@ -171,11 +178,16 @@ internal static unsafe class QuantizedGemm
         float** xs = stackalloc float*[TileRows];
         sbyte* panel = null;
         float* panelScales = null;
-        if (pr.Vector)
+        if (pr.Panels != null)
         {
-            panel = (sbyte*)ScratchBuffers.Get(5, (long)k * PanelCols / 4 + (long)pr.Blocks * PanelCols);
+            panel = pr.Panels + item * PanelBytes(k);
             panelScales = (float*)(panel + (long)k * PanelCols);
-            Pack(ref pr, j0, cols, panel, panelScales);
+        }
+        else if (pr.Vector)
+        {
+            panel = (sbyte*)ScratchBuffers.Get(5, PanelBytes(k) / sizeof(float));
+            panelScales = (float*)(panel + (long)k * PanelCols);
+            Pack(pr.W, pr.WScales, k, j0, cols, panel, panelScales, offset: pr.Native != null);
         }
         if (pr.Native != null)
         {
@@ -218,9 +230,6 @@ internal static unsafe class QuantizedGemm
     /// <summary>All row tiles of one packed panel through the emitted VNNI kernel (6 rows a call, the last call fewer).</summary>
     private static void NativePanel(ref Problem pr, int j0, int cols, sbyte* panel, float* panelScales, float* tile)
     {
-        // The kernel's unsigned operand is the weight: w + 128, i.e. the sign bit flipped.
-        var flip = Vector512.Create((byte)0x80);
-        for (long p = 0; p < (long)pr.K * PanelCols; p += 64) (Vector512.Load((byte*)panel + p) ^ flip).Store((byte*)panel + p);
         long rowBytes = (long)pr.Blocks * VnniQ8Kernel.ActivationBlockBytes;
         TileKernelArgs args;
         args.Panel = (byte*)panel;
@@ -236,17 +245,56 @@ internal static unsafe class QuantizedGemm
         }
     }
 
+    /// <summary>Bytes of one panel for k columns: k · 32 quants, then blocks · 32 float32 scales.</summary>
+    internal static long PanelBytes(int k) => (long)k * PanelCols + (long)(k / B) * PanelCols * sizeof(float);
+
+    /// <summary>Bytes of all panels of a Q8_0 matrix (<see cref="PackPanels"/>): one per 32 rows, the last one full-width.</summary>
+    internal static long PackedByteLength(in WeightMatrix w) => (long)((w.Rows + PanelCols - 1) / PanelCols) * PanelBytes(w.Cols);
+
+    /// <summary>
+    /// Packs panels [first, first + count) of Q8_0 <paramref name="w"/> into <paramref name="panels"/> (laid out
+    /// <see cref="PanelBytes"/> apart from panel 0), the bytes offset to w + 128 for the emitted kernel when
+    /// <paramref name="offset"/>; the panels are spread over the worker pool.
+    /// </summary>
+    internal static void PackPanels(in WeightMatrix w, bool offset, sbyte* panels, int first, int count)
+    {
+        var job = new PackJob { W = (sbyte*)w.Data, Scales = w.Scales, N = w.Rows, K = w.Cols, Offset = offset, Panels = panels, First = first };
+        WorkerPool.For(count, &PackItem, &job);
+    }
+
+    private struct PackJob
+    {
+        public sbyte* W, Panels;
+        public Half* Scales;
+        public int N, K, First;
+        public bool Offset;
+    }
+
+    private static void PackItem(void* context, int i)
+    {
+        ref PackJob job = ref *(PackJob*)context;
+        int item = job.First + i, j0 = item * PanelCols;
+        sbyte* panel = job.Panels + item * PanelBytes(job.K);
+        Pack(job.W, job.Scales, job.K, j0, Math.Min(PanelCols, job.N - j0), panel, (float*)(panel + (long)job.K * PanelCols), job.Offset);
+    }
+
     /// <summary>
     /// Interleaves W rows [j0, j0 + cols) into panel[(g * 32 + c) * 4 + t] = w[j0 + c, 4g + t] and their block scales
     /// into float32 scales[b * 32 + c]. Columns past the matrix repeat its last row; their results are never stored.
+    /// With <paramref name="offset"/> the bytes become w + 128 (the sign bit flipped), the emitted kernel's unsigned operand.
     /// </summary>
-    private static void Pack(ref Problem pr, int j0, int cols, sbyte* panel, float* scales)
+    private static void Pack(sbyte* w, Half* wScales, int k, int j0, int cols, sbyte* panel, float* scales, bool offset)
     {
-        int blocks = pr.Blocks;
-        PackPanel(pr.W, pr.K, j0, cols, panel);
+        int blocks = k / B;
+        PackPanel(w, k, j0, cols, panel);
+        if (offset)
+        {
+            var flip = Vector512.Create((byte)0x80);
+            for (long p = 0; p < (long)k * PanelCols; p += 64) (Vector512.Load((byte*)panel + p) ^ flip).Store((byte*)panel + p);
+        }
         for (int c = 0; c < PanelCols; c++)
         {
-            Half* rowScales = pr.WScales + (long)(j0 + Math.Min(c, cols - 1)) * blocks;
+            Half* rowScales = wScales + (long)(j0 + Math.Min(c, cols - 1)) * blocks;
             for (int b = 0; b < blocks; b++) scales[b * PanelCols + c] = (float)rowScales[b];
         }
     }

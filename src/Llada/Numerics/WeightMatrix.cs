@@ -20,6 +20,13 @@ public readonly unsafe struct WeightMatrix
     public readonly int Cols;
     /// <summary>Element type.</summary>
     public readonly DType DType;
+    /// <summary>
+    /// A <see cref="DType.Q8_0"/> matrix packed once into the matrix kernel's panel layout (see
+    /// <see cref="PackedWeights"/>), or null; <see cref="Data"/> and <see cref="Scales"/> stay valid either way.
+    /// </summary>
+    internal readonly sbyte* Panels;
+    /// <summary>Whether <see cref="Panels"/> hold w + 128 (the emitted VNNI kernel's layout) rather than w.</summary>
+    internal readonly bool PanelsOffset;
 
     /// <summary>Creates a view; <paramref name="data"/> must hold rows*cols elements of a float <paramref name="dtype"/>.</summary>
     public WeightMatrix(void* data, int rows, int cols, DType dtype)
@@ -33,14 +40,19 @@ public readonly unsafe struct WeightMatrix
         DType = dtype;
     }
 
-    private WeightMatrix(sbyte* quants, Half* scales, int rows, int cols)
+    private WeightMatrix(sbyte* quants, Half* scales, int rows, int cols, sbyte* panels = null, bool panelsOffset = false)
     {
         Data = quants;
         Scales = scales;
         Rows = rows;
         Cols = cols;
         DType = DType.Q8_0;
+        Panels = panels;
+        PanelsOffset = panelsOffset;
     }
+
+    /// <summary>This Q8_0 view with its packed panels attached.</summary>
+    internal WeightMatrix WithPanels(sbyte* panels, bool offset) => new((sbyte*)Data, Scales, Rows, Cols, panels, offset);
 
     /// <summary>
     /// A <see cref="DType.Q8_0"/> view: <paramref name="quants"/> holds rows*cols int8 values, <paramref name="scales"/>

@@ -184,6 +184,94 @@ public class QuantizedGemmTests
         });
     }
 
+    /// <summary>
+    /// The matrix packed once under each vector kernel's layout (w + 128 for the emitted kernel, w for the managed
+    /// one); empty when this machine has no vector kernel.
+    /// </summary>
+    private static List<WeightMatrix> PackedUnderEveryLayout(Q8Weights w, PackedWeights store)
+    {
+        bool savedVector = QuantizedGemm.UseVector, savedNative = QuantizedGemm.UseNative;
+        var packed = new List<WeightMatrix>();
+        try
+        {
+            if (!savedVector) return packed;
+            foreach (bool native in savedNative ? new[] { true, false } : [false])
+            {
+                QuantizedGemm.UseNative = native;
+                packed.Add(store.Pack(w.Matrix));
+            }
+        }
+        finally
+        {
+            QuantizedGemm.UseVector = savedVector;
+            QuantizedGemm.UseNative = savedNative;
+        }
+        return packed;
+    }
+
+    private static unsafe void IsPacked(WeightMatrix w) => Assert.True(w.Panels != null);
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Prepacked_matrices_equal_the_integer_definition_under_every_kernel_and_layout(int m, int n, int k)
+    {
+        if (!QuantizedGemm.UseVector) Assert.Skip("no AVX-512BW: nothing is packed");
+        var w = new Q8Weights(n, k, seed: m * n + k);
+        float[] x = NumericsTestData.Random(m * k, seed: n, scale: 3f);
+        float[] expected = NaiveIntegerProduct(x, m, w, n, k);
+        using var store = new PackedWeights();
+        var packed = PackedUnderEveryLayout(w, store);
+        Assert.All(packed, IsPacked);
+        // One panel per 32 rows (the last one padded): k * 32 quants and k float32 scales each.
+        Assert.Equal(packed.Count * ((n + 31) / 32) * (32L * k + 4L * k), store.ByteLength);
+        // Each kernel reads the panels packed for it and packs per call from the rows for the other layout.
+        ForEachKernel(() =>
+        {
+            foreach (var p in packed)
+            {
+                var y = new float[m * n];
+                Gemm.MultiplyTransposed(x, m, p, y);
+                Assert.Equal(expected, y);
+
+                float[] start = NumericsTestData.Random(m * n, seed: 6);
+                start.CopyTo(y, 0);
+                Gemm.MultiplyTransposed(x, m, p, y, accumulate: true);
+                for (int i = 0; i < y.Length; i++) Assert.Equal(start[i] + expected[i], y[i]);
+            }
+        });
+    }
+
+    [Fact]
+    public void The_running_vector_kernel_reads_only_the_panels_and_packing_reports_every_source_byte_once()
+    {
+        if (!QuantizedGemm.UseVector) Assert.Skip("no AVX-512BW: nothing is packed");
+        // More rows than one packing chunk (2048) and a partial last panel.
+        int m = 7, n = 2048 + 45, k = 64;
+        var w = new Q8Weights(n, k, seed: 31);
+        float[] x = NumericsTestData.Random(m * k, seed: 32);
+        float[] expected = NaiveIntegerProduct(x, m, w, n, k);
+        using var store = new PackedWeights();
+        var released = new List<(nint Start, long Bytes)>();
+        var packed = store.Pack(w.Matrix, (start, bytes) => released.Add((start, bytes)));
+
+        // Quants and scales, chunk by chunk, covering each array exactly once and in order.
+        unsafe
+        {
+            var quants = released.Where((_, i) => i % 2 == 0).ToList();
+            var scales = released.Where((_, i) => i % 2 == 1).ToList();
+            Assert.Equal(2, quants.Count);
+            Assert.Equal([((nint)w.Matrix.Data, 2048L * k), ((nint)w.Matrix.Data + 2048 * k, 45L * k)], quants);
+            Assert.Equal([((nint)w.Matrix.Scales, 2048L * 2 * 2), ((nint)(w.Matrix.Scales + 2048 * 2), 45L * 2 * 2)], scales);
+        }
+
+        // Wiping the rows afterwards changes nothing for the kernel the panels were packed for.
+        Array.Clear(w.Quants);
+        Array.Clear(w.Scales);
+        var y = new float[m * n];
+        Gemm.MultiplyTransposed(x, m, packed, y);
+        Assert.Equal(expected, y);
+    }
+
     [Fact]
     public void Extreme_quants_including_a_stored_minus_128_are_multiplied_exactly()
     {
