@@ -50,4 +50,20 @@ internal static class GemmShapes
         ("down 32x1024x2816", 32, 1024, 2816),
         ("lm head 32x32000x1024", 32, 32000, 1024),
     ];
+
+    /// <summary>
+    /// The shipped tiny model's products (d_model 256, 2 KV heads of 64, MLP 704, vocab 4096) at KV-cache window sizes
+    /// (8, 16, 32 rows by default): the small-m path's working set, which sets the speed of a cached sampling step.
+    /// </summary>
+    public static (string Name, int M, int N, int K)[] Tiny(int[] rows) =>
+    [
+        .. rows.SelectMany(m => new[]
+        {
+            ($"k/v {m}x128x256", m, 128, 256),
+            ($"q/o {m}x256x256", m, 256, 256),
+            ($"gate/up {m}x704x256", m, 704, 256),
+            ($"down {m}x256x704", m, 256, 704),
+            ($"lm head {m}x4096x256", m, 4096, 256),
+        }),
+    ];
 }

@@ -8,7 +8,7 @@ namespace Llada.Benchmarks;
 /// <summary>
 /// Quick console report: GFLOP/s of each product variant per shape (best of a few timed repetitions after a
 /// warm-up), with OpenBLAS alongside when the library is installed. Run:
-/// dotnet run -c Release --project bench/Llada.Benchmarks -- gflops [--threads N] [--small | --mid | --q8 [--rounds R]]
+/// dotnet run -c Release --project bench/Llada.Benchmarks -- gflops [--threads N] [--cpu] [--small | --mid | --tiny [--m 8,16,32] [--bf16-only] | --q8 [--rounds R]]
 /// With --q8: the Q8_0 integer product next to the float32 one on <see cref="GemmShapes.Q8"/>, timed in R
 /// interleaved rounds (f32, q8, f32, q8, ...) and reported as medians of the per-round bests, so that load from
 /// other processes hits both alike. Each Q8_0 kernel runs twice per round: packing W into panels per call (the
@@ -23,7 +23,10 @@ internal static unsafe class GflopsReport
         if (at >= 0) threads = int.Parse(args[at + 1]);
         Parallelism.ThreadCount = threads;
         _cpuTime = args.Contains("--cpu");
-        bool small = args.Contains("--small"), mid = args.Contains("--mid");
+        bool small = args.Contains("--small"), mid = args.Contains("--mid"), tiny = args.Contains("--tiny");
+        _bf16Only = args.Contains("--bf16-only");
+        int mAt = Array.IndexOf(args, "--m");
+        int[] rows = mAt >= 0 ? args[mAt + 1].Split(',').Select(int.Parse).ToArray() : [8, 16, 32];
         int smallM = Array.IndexOf(args, "--smallm");
         if (smallM >= 0) GemmEngine.SmallM = int.Parse(args[smallM + 1]);
         if (args.Contains("--q8"))
@@ -34,7 +37,7 @@ internal static unsafe class GflopsReport
         }
         Console.WriteLine($"threads={threads} kernel={GemmEngine.Kind} openblas={(OpenBlas.Available ? "yes" : "not installed")}");
         Console.WriteLine($"{"shape",-28} {"MT f32",9} {"MT bf16",9} {"Sgemm NT",9} {"Sgemm NN",9} {"Sgemm TN",9} {"OpenBLAS NT",11}   (GFLOP/s)");
-        foreach (var (name, m, n, k) in small ? GemmShapes.Small : mid ? GemmShapes.Mid : [.. GemmShapes.Mid, .. GemmShapes.All])
+        foreach (var (name, m, n, k) in small ? GemmShapes.Small : tiny ? GemmShapes.Tiny(rows) : mid ? GemmShapes.Mid : [.. GemmShapes.Mid, .. GemmShapes.All])
             Report(name, m, n, k);
     }
 
@@ -49,8 +52,14 @@ internal static unsafe class GflopsReport
         double flops = 2.0 * m * n * k;
         var wf32 = new WeightMatrix(w, n, k, DType.F32);
         var wbf = new WeightMatrix(wb, n, k, DType.BF16);
-        double mtF = Measure(flops, () => Gemm.MultiplyTransposed(xs.Span, m, wf32, new Span<float>(y, m * n)));
         double mtB = Measure(flops, () => Gemm.MultiplyTransposed(xs.Span, m, wbf, new Span<float>(y, m * n)));
+        if (_bf16Only)
+        {
+            Console.WriteLine($"{name,-28} {"-",9} {mtB,9:F1}");
+            Free((nint)x, (nint)w, (nint)y, (nint)wb);
+            return;
+        }
+        double mtF = Measure(flops, () => Gemm.MultiplyTransposed(xs.Span, m, wf32, new Span<float>(y, m * n)));
         // NT: B = W stored [n, k]; NN: B = W read as [k, n]; TN: A = X read as [k, m].
         double nt = Measure(flops, () => Gemm.Sgemm(false, true, m, n, k, 1, xs.Span, k, new ReadOnlySpan<float>(w, n * k), k, 0, new Span<float>(y, m * n), n));
         double nn = Measure(flops, () => Gemm.Sgemm(false, false, m, n, k, 1, xs.Span, k, new ReadOnlySpan<float>(w, n * k), n, 0, new Span<float>(y, m * n), n));
@@ -59,10 +68,12 @@ internal static unsafe class GflopsReport
             ? Measure(flops, () => OpenBlas.RowMajorSgemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n)).ToString("F1")
             : "-";
         Console.WriteLine($"{name,-28} {mtF,9:F1} {mtB,9:F1} {nt,9:F1} {nn,9:F1} {tn,9:F1} {blas,11}");
-        NativeMemory.AlignedFree(x);
-        NativeMemory.AlignedFree(w);
-        NativeMemory.AlignedFree(y);
-        NativeMemory.AlignedFree(wb);
+        Free((nint)x, (nint)w, (nint)y, (nint)wb);
+    }
+
+    private static void Free(params ReadOnlySpan<nint> blocks)
+    {
+        foreach (nint p in blocks) NativeMemory.AlignedFree((void*)p);
     }
 
     private static void RunQ8(int threads, int rounds)
@@ -115,25 +126,32 @@ internal static unsafe class GflopsReport
         }
     }
 
-    private static bool _cpuTime;
+    private static bool _cpuTime, _bf16Only;
 
     /// <summary>Process CPU seconds (with --cpu, for single-thread runs on a busy machine) or wall seconds.</summary>
     private static double Now() => _cpuTime
         ? System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds
         : Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
 
-    /// <summary>Best GFLOP/s over repetitions totalling ~0.4 s after one warm-up call.</summary>
+    /// <summary>
+    /// Best GFLOP/s over repetitions totalling ~0.4 s after a warm-up; calls shorter than a few milliseconds are
+    /// timed in batches (the process CPU clock ticks in milliseconds, and a tiny product takes microseconds).
+    /// </summary>
     private static double Measure(double flops, Action action)
     {
         action();
+        double w0 = Stopwatch.GetTimestamp();
+        action();
+        double once = (Stopwatch.GetTimestamp() - w0) / Stopwatch.Frequency;
+        int batch = (int)Math.Clamp(Math.Ceiling((_cpuTime ? 20e-3 : 2e-3) / Math.Max(once, 1e-7)), 1, 100_000);
         double best = double.MaxValue;
         var total = Stopwatch.StartNew();
         int reps = 0;
         while (reps < 3 || (total.Elapsed.TotalSeconds < 0.4 && reps < 200))
         {
             double t0 = Now();
-            action();
-            best = Math.Min(best, Now() - t0);
+            for (int i = 0; i < batch; i++) action();
+            best = Math.Min(best, (Now() - t0) / batch);
             reps++;
         }
         return flops / best / 1e9;

@@ -17,3 +17,5 @@ $L sft --model runs/llada-tiny-base --config configs/llada-tiny-sft.json --data 
 mkdir -p models/llada-tiny-instruct
 cp runs/llada-tiny-instruct/{config.json,model.safetensors,tokenizer.json,tokenizer_config.json,special_tokens_map.json} \
   models/llada-tiny-instruct/
+# models/llada-tiny-instruct/generation_config.json (its sampling defaults: blocks of 16) is not written by training:
+# it was chosen by comparing block lengths with tools/models/measure_sampling_defaults.py (docs/models.md) and is kept.

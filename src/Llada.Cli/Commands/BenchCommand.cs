@@ -47,7 +47,11 @@ internal static class BenchCommand
         };
         var limit = new Option<int>("--limit") { Description = "--sampling: prompts per task file.", DefaultValueFactory = _ => 8 };
         var genLength = new Option<int?>("--gen-length") { Description = "--sampling: answer canvas (default: each task's gen_length)." };
-        var blockLength = new Option<int>("--block-length") { Description = "--sampling: block length (at most gen_length).", DefaultValueFactory = _ => 32 };
+        var blockLength = new Option<int?>("--block-length")
+        {
+            Description = "--sampling: block length (a shorter canvas is one block). Default: the model's generation_config.json block_length, " +
+                $"else {SamplingDefaults.BuiltIn.BlockLength}, fitted to divide each gen_length.",
+        };
         var threshold = new Option<double>("--threshold") { Description = "--sampling: confidence threshold of the threshold-rule rows.", DefaultValueFactory = _ => 0.9 };
         var factor = new Option<double>("--factor") { Description = "--sampling: f of the factor-rule rows (Fast-dLLM).", DefaultValueFactory = _ => 1.0 };
         var compute = ModelSource.ComputeOption();
@@ -165,29 +169,33 @@ internal static class BenchCommand
     }
 
     private static int RunSampling(ParseResult parse, CommandContext ctx, CancellationToken token, Option<string?> model, string[] taskFiles,
-        Option<int> limit, Option<int?> genLength, Option<int> blockLength, Option<double> threshold, Option<double> factor,
+        Option<int> limit, Option<int?> genLength, Option<int?> blockLength, Option<double> threshold, Option<double> factor,
         Bf16Arithmetic arithmetic, Option<bool> json)
     {
-        int lim = parse.GetValue(limit), block = parse.GetValue(blockLength);
+        int lim = parse.GetValue(limit);
+        int? block = parse.GetValue(blockLength);
         double tau = parse.GetValue(threshold), f = parse.GetValue(factor);
         if (lim < 1) throw new ArgumentException($"--limit must be at least 1 (got {lim})");
-        if (block < 1) throw new ArgumentException($"--block-length must be at least 1 (got {block})");
+        if (block is < 1) throw new ArgumentException($"--block-length must be at least 1 (got {block})");
         if (parse.GetValue(genLength) is < 1) throw new ArgumentException("--gen-length must be at least 1");
         var tasks = taskFiles.Select(f => TaskFile.Load(f)).ToList();
         if (tasks.FirstOrDefault(x => x.Type != EvalTaskType.Generate) is { } wrong)
             throw new ArgumentException($"--sampling needs generation tasks; {wrong.Path} is a {EvalTask.TypeName(wrong.Type)} task");
         tasks = tasks.Select(x => x.Take(lim)).ToList();
-        using var evaluated = EvaluatedModel.Load(ModelSource.Resolve(parse.GetValue(model)), ModelKind.Diffusion);
+        string dir = ModelSource.Resolve(parse.GetValue(model));
+        var defaults = SamplingDefaults.FromDirectory(dir);
+        using var evaluated = EvaluatedModel.Load(dir, ModelKind.Diffusion);
         ModelSource.ApplyCompute(evaluated.Predictor, arithmetic, ctx.Error);
         var settings = SamplingBench.Settings(tau, f);
-        var totals = SamplingBench.Run(evaluated, tasks, settings, parse.GetValue(genLength), block, ctx.Error, token);
+        var totals = SamplingBench.Run(evaluated, tasks, settings, parse.GetValue(genLength), block, defaults, ctx.Error, token);
         if (parse.GetValue(json))
             ctx.Output.WriteLine(JsonSerializer.Serialize(new
             {
                 model = evaluated.Name,
                 tasks = taskFiles,
                 limit = lim,
-                block_length = block,
+                block_length = block ?? defaults.BlockLength,
+                block_length_source = block is null ? defaults.SourceOf("block_length") : "--block-length",
                 threads = Parallelism.ThreadCount,
                 compute = ModelSource.ComputeName(arithmetic),
                 settings = settings.Select((s, i) => new

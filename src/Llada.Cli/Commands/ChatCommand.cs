@@ -35,7 +35,7 @@ internal static class ChatCommand
         {
             ModelSource.ApplyThreads(parse.GetValue(threads));
             using var generator = OpenGenerator(parse.GetValue(model), "chat needs text", ModelSource.ParseCompute(parse.GetValue(compute)), ctx.Error);
-            var options = sampling.Build(parse, generator.EosTokenId, generator.EndOfTurnTokenId);
+            var options = sampling.Build(parse, generator.SamplingDefaults, generator.EosTokenId, generator.EndOfTurnTokenId);
             bool terminal = ReferenceEquals(ctx.Output, Console.Out) && !Console.IsOutputRedirected;
             var console = ConsoleFor(ctx.Output, terminal);
             bool visualize = !parse.GetValue(noVisualize) && terminal;
@@ -56,14 +56,16 @@ internal static class ChatCommand
             Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No,
         });
 
-    /// <summary>Loads --model (or the default) as a text generator computing as --compute says; the model needs a tokenizer.</summary>
+    /// <summary>Loads --model (or the default) as a text generator with its sampling defaults, computing as --compute says;
+    /// the model needs a tokenizer.</summary>
     internal static TextGenerator OpenGenerator(string? model, string purpose, Bf16Arithmetic compute, TextWriter notices)
     {
         var loaded = ModelSource.Load(model, compute, notices);
         try
         {
             return new TextGenerator(loaded.Predictor, loaded.RequireTokenizer(purpose), loaded.EosId, loaded.EndOfTurnId,
-                Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(loaded.Directory))), owned: loaded);
+                Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(loaded.Directory))), owned: loaded,
+                samplingDefaults: SamplingDefaults.FromDirectory(loaded.Directory));
         }
         catch
         {

@@ -99,22 +99,30 @@ internal static class EvalCommand
             if (duplicate is not null)
                 throw new ArgumentException($"two task files are both named '{duplicate.Key}' ({string.Join(", ", duplicate.Select(t => t.Path))}); rename one (header \"eval_task\")");
 
-            using var evaluated = EvaluatedModel.Load(ModelSource.Resolve(parse.GetValue(model)), modelKind);
+            string dir = ModelSource.Resolve(parse.GetValue(model));
+            var defaults = SamplingDefaults.FromDirectory(dir);
+            using var evaluated = EvaluatedModel.Load(dir, modelKind);
             ModelSource.ApplyCompute(evaluated.Predictor, arithmetic, ctx.Error);
             // Tasks with their own gen_length replace the lengths, so the command line alone is checked per task, not here.
-            var baseGeneration = sampling.Build(parse, evaluated.EosTokenId, evaluated.EndOfTurnTokenId, validate: false);
-            bool genLengthGiven = parse.GetResult(sampling.GenLength) is { Implicit: false };
+            var baseGeneration = sampling.Build(parse, defaults, evaluated.EosTokenId, evaluated.EndOfTurnTokenId, validate: false);
+            bool genLengthGiven = parse.GetValue(sampling.GenLength) is not null;
+            int? blockGiven = parse.GetValue(sampling.BlockLength), stepsGiven = parse.GetValue(sampling.Steps);
             GenerationOptions GenerationFor(EvalTask task)
             {
                 if (task.GenLength is not { } g || genLengthGiven) return baseGeneration;
+                // A task's canvas is fixed by its file: a given block longer than it is one block, the model's default
+                // block is fitted to divide it.
+                int block = blockGiven is { } b ? Math.Min(b, g) : defaults.FittedBlockLength(g);
                 var options = baseGeneration with
                 {
                     GenLength = g,
-                    BlockLength = parse.GetValue(sampling.BlockLength) ?? Math.Min(32, g),
-                    Steps = parse.GetValue(sampling.Steps) ?? g,
+                    BlockLength = block,
+                    Steps = stepsGiven ?? defaults.StepsFor(g, block >= 1 && g % block == 0 ? g / block : 0),
                 };
                 return parse.GetValue(sampling.Remasking) == "ar" ? options.AsAutoregressive() : options;
             }
+            // The AR baseline decodes left to right and uses only the length and temperature of these settings.
+            if (evaluated.Kind == ModelKind.Diffusion) CheckGenerationSettings(loadedTasks, GenerationFor);
             string estimatorName = parse.GetValue(estimator)!;
             var (estimatorKind, stratified) = estimatorName switch
             {
@@ -126,7 +134,7 @@ internal static class EvalCommand
             var evalOptions = new EvaluationOptions
             {
                 Estimator = estimatorKind, Stratified = stratified,
-                McNum = parse.GetValue(mcNum), BatchSize = parse.GetValue(batchSize), CfgScale = parse.GetValue(sampling.CfgScale),
+                McNum = parse.GetValue(mcNum), BatchSize = parse.GetValue(batchSize), CfgScale = baseGeneration.CfgScale,
                 Seed = parse.GetValue(sampling.Seed), ChatTemplate = !parse.GetValue(noTemplate), Generation = GenerationFor,
                 MaxContext = parse.GetValue(maxContext),
             };
@@ -146,17 +154,21 @@ internal static class EvalCommand
                 ["tasks"] = files, ["limit"] = lim, ["seed"] = evalOptions.Seed, ["mc_num"] = evalOptions.McNum, ["estimator"] = estimatorName,
                 ["batch_size"] = evalOptions.BatchSize, ["cfg_scale"] = evalOptions.CfgScale, ["chat_template"] = evalOptions.ChatTemplate,
                 ["max_context"] = evalOptions.MaxContext, ["gen_length"] = genLengthGiven ? baseGeneration.GenLength : null,
-                ["steps"] = parse.GetValue(sampling.Steps), ["block_length"] = parse.GetValue(sampling.BlockLength),
-                ["temperature"] = baseGeneration.Temperature, ["remasking"] = parse.GetValue(sampling.Remasking),
+                ["steps"] = stepsGiven, ["block_length"] = blockGiven,
+                ["temperature"] = baseGeneration.Temperature, ["remasking"] = parse.GetValue(sampling.Remasking) ?? SamplingDefaults.RemaskingName(baseGeneration.Remasking),
+                ["sampling_defaults"] = defaults.SourcePath ?? "built-in",
                 ["threshold"] = baseGeneration.Threshold, ["factor"] = baseGeneration.Factor,
                 ["logits_eos_inf"] = baseGeneration.LogitsEosInf, ["confidence_eos_eot_inf"] = baseGeneration.ConfidenceEosEotInf,
                 ["early_exit"] = baseGeneration.EarlyExit, ["cache"] = KvCacheModeNames.Name(baseGeneration.Cache),
                 ["compute"] = ModelSource.ComputeName(arithmetic),
             };
-            foreach (var task in loadedTasks)
-                settings[$"gen_length.{task.Name}"] = task.Type == EvalTaskType.Generate ? GenerationFor(task).GenLength : null;
-            foreach (var key in settings.Where(s => s.Value is null && s.Key.StartsWith("gen_length.", StringComparison.Ordinal)).Select(s => s.Key).ToList())
-                settings.Remove(key);
+            foreach (var task in loadedTasks.Where(t => t.Type == EvalTaskType.Generate))
+            {
+                var generation = GenerationFor(task);
+                settings[$"gen_length.{task.Name}"] = generation.GenLength;
+                settings[$"block_length.{task.Name}"] = generation.BlockLength;
+                settings[$"steps.{task.Name}"] = generation.Steps;
+            }
             var report = new EvalReport(evaluated.Name, evaluated.Kind, settings, results, complete);
             if (parse.GetValue(output) is { } jsonPath) WriteAtomically(jsonPath, s => report.WriteJson(s));
             if (parse.GetValue(markdown) is { } mdPath) WriteAtomically(mdPath, s => s.Write(System.Text.Encoding.UTF8.GetBytes(report.ToMarkdown())));
@@ -169,6 +181,32 @@ internal static class EvalCommand
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>
+    /// Checks the sampler settings of every generation task before the first one runs (a bad --block-length or --steps
+    /// would otherwise fail only when its task's turn comes), and reports every task at fault in one error.
+    /// </summary>
+    internal static void CheckGenerationSettings(IEnumerable<EvalTask> tasks, Func<EvalTask, GenerationOptions> generationFor)
+    {
+        var problems = new List<string>();
+        foreach (var task in tasks.Where(t => t.Type == EvalTaskType.Generate))
+        {
+            try
+            {
+                var options = generationFor(task);
+                options.ValidateSettings(SamplingOptions.OptionName);
+                SamplingOptions.CheckStepsAtMostTokens(options, SamplingOptions.OptionName);
+            }
+            catch (InvalidSettingException ex)
+            {
+                problems.Add($"task {task.Name} ({task.Path}, gen_length {generationFor(task).GenLength}): {ex.Message}");
+            }
+        }
+        if (problems.Count == 1) throw new ArgumentException($"{problems[0]}; nothing was evaluated");
+        if (problems.Count > 1)
+            throw new ArgumentException($"{problems.Count} generation tasks cannot run with these settings, so nothing was evaluated:" +
+                Environment.NewLine + "  " + string.Join(Environment.NewLine + "  ", problems));
     }
 
     /// <summary>A report file written atomically (see <see cref="SafetensorsWriter.WriteAtomically"/>), its folder created if needed.</summary>

@@ -23,7 +23,8 @@ internal static class GenerateCommand
         var sampling = new SamplingOptions();
         var command = new Command("generate",
             "Generate an answer with the LLaDA reverse process: start from a fully masked canvas and unmask it step by step.\n" +
-            "Examples:\n  llada generate --prompt \"Hello, my name is Maria.\" --block-length 16\n" +
+            "Unset sampling options take the model's generation_config.json values, else the built-in ones (`llada info` lists them).\n" +
+            "Examples:\n  llada generate --prompt \"Hello, my name is Maria.\"\n" +
             "  llada generate --prompt \"Define the word 'harbor'.\" --gen-length 64 --steps 64 --block-length 16 --visualize\n" +
             "  llada generate --model DIR --prompt-ids 1,2,3 --json")
         {
@@ -44,7 +45,7 @@ internal static class GenerateCommand
             int[] promptTokens = ids is not null
                 ? ModelSource.ParseIds(ids, "--prompt-ids")
                 : EncodePrompt(loaded.RequireTokenizer("use --prompt-ids"), text!, parse.GetValue(noTemplate));
-            var options = sampling.Build(parse, loaded.EosId, loaded.EndOfTurnId);
+            var options = sampling.Build(parse, SamplingDefaults.FromDirectory(dir), loaded.EosId, loaded.EndOfTurnId);
             CheckFits(promptTokens.Length, options.GenLength, options.BlockLength, loaded.Predictor.MaxSequenceLength, ids is not null,
                 parse.GetValue(noTemplate));
             options.Validate(loaded.Predictor, [promptTokens], SamplingOptions.OptionName);
@@ -92,7 +93,8 @@ internal static class GenerateCommand
     private static int GenerateAutoregressive(string dir, string? text, string? ids, bool noTemplate, SamplingOptions sampling,
         ParseResult parse, Numerics.Bf16Arithmetic arithmetic, bool json, CommandContext ctx, CancellationToken token)
     {
-        int gen = parse.GetValue(sampling.GenLength);
+        var defaults = SamplingDefaults.FromDirectory(dir);
+        int gen = parse.GetValue(sampling.GenLength) ?? defaults.GenLength;
         if (gen < 1) throw new ArgumentException($"--gen-length must be at least 1 (got {gen})");
         using var model = Llada.Evaluation.EvaluatedModel.Load(dir, Llada.Evaluation.ModelKind.Autoregressive);
         ModelSource.ApplyCompute(model.Predictor, arithmetic, ctx.Error);
@@ -100,7 +102,7 @@ internal static class GenerateCommand
         CheckFits(promptTokens.Length, gen, blockLength: 1, model.Predictor.MaxSequenceLength, ids is not null, noTemplate);
         var watch = Stopwatch.StartNew();
         int[] answer = new Llada.Evaluation.AutoregressiveDecoder(model.Predictor).Generate(promptTokens, gen,
-            parse.GetValue(sampling.Temperature), parse.GetValue(sampling.Seed), model.EosTokenId, model.EndOfTurnTokenId,
+            parse.GetValue(sampling.Temperature) ?? defaults.Temperature, parse.GetValue(sampling.Seed), model.EosTokenId, model.EndOfTurnTokenId,
             cancellationToken: token);
         watch.Stop();
         string answerText = model.Tokenizer.Decode(answer, skipSpecialTokens: true);

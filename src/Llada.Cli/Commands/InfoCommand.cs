@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
+using System.Globalization;
+using Llada.Diffusion;
 using Llada.Model;
 using Llada.Numerics.Native;
 
@@ -12,7 +14,8 @@ internal static class InfoCommand
     {
         var model = ModelSource.ModelOption();
         var json = ModelSource.JsonOption();
-        var command = new Command("info", "Show a model's architecture, parameter count, dtype and memory needs.\n" +
+        var command = new Command("info", "Show a model's architecture, parameter count, dtype, memory needs and sampling defaults " +
+                                          "(its generation_config.json over the built-in ones, each marked with where it comes from).\n" +
                                           "Example: llada info --model ./LLaDA-8B-Instruct");
         command.Options.Add(model);
         command.Options.Add(json);
@@ -24,6 +27,7 @@ internal static class InfoCommand
             var c = d.Config;
             long kvBytesPerToken = 2L * c.NLayers * c.NKvHeads * c.HeadDim * sizeof(float);
             var moe = c.Moe;
+            var sampling = SamplingDefaults.FromDirectory(dir);
             if (parse.GetValue(json))
             {
                 ctx.Output.WriteLine(JsonSerializer.Serialize(new
@@ -52,6 +56,17 @@ internal static class InfoCommand
                     files = d.Files,
                     unexpected_tensors = d.UnexpectedTensors,
                     has_tokenizer = d.HasTokenizer,
+                    sampling_defaults = new
+                    {
+                        gen_length = sampling.GenLength,
+                        steps = sampling.StepsFor(sampling.GenLength, sampling.GenLength / Math.Min(sampling.BlockLength, sampling.GenLength)),
+                        block_length = sampling.BlockLength,
+                        temperature = sampling.Temperature,
+                        cfg_scale = sampling.CfgScale,
+                        remasking = SamplingDefaults.RemaskingName(sampling.Remasking),
+                        file = sampling.SourcePath,
+                        from_file = SettingNames.Where(sampling.FromFile.Contains).ToArray(),
+                    },
                     active_parameters = d.ActiveParameterCount,
                     moe = moe is null ? null : new
                     {
@@ -95,11 +110,33 @@ internal static class InfoCommand
             o.WriteLine($"special ids    mask {c.MaskTokenId}, eos {c.EosTokenId}, pad {c.PadTokenId}");
             o.WriteLine($"activations    ~{Units.Bytes((long)c.MaxSequenceLength * (4L * c.DModel + 2L * c.DenseMlpWidth) * sizeof(float))} per sequence at full length; K/V {Units.Bytes(kvBytesPerToken)} per token");
             o.WriteLine($"tokenizer      {(d.HasTokenizer ? "tokenizer.json present" : "none (use token ids)")}");
+            o.WriteLine($"sampling       {SamplingSummary(sampling)}");
             if (d.UnexpectedTensors.Count > 0)
                 o.WriteLine($"warning        {d.UnexpectedTensors.Count} tensor(s) not used by the model, e.g. {d.UnexpectedTensors[0]}");
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>The settings <see cref="SamplingDefaults"/> covers, by their reference names.</summary>
+    private static readonly string[] SettingNames = ["gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking"];
+
+    /// <summary>
+    /// "gen_length 64, steps 64, block_length 16, ... (block_length from DIR/generation_config.json; the rest built in)":
+    /// the defaults a run without sampling options uses, and where each comes from.
+    /// </summary>
+    internal static string SamplingSummary(SamplingDefaults s)
+    {
+        int gen = s.GenLength, steps = s.StepsFor(gen, gen / Math.Min(s.BlockLength, gen));
+        string values = string.Create(CultureInfo.InvariantCulture,
+            $"gen_length {gen}, steps {steps}, block_length {s.BlockLength}, temperature {s.Temperature}, cfg_scale {s.CfgScale}, " +
+            $"remasking {SamplingDefaults.RemaskingName(s.Remasking)}");
+        string[] fromFile = SettingNames.Where(s.FromFile.Contains).ToArray();
+        string source = s.SourcePath is null ? "all built in; no generation_config.json"
+            : fromFile.Length == 0 ? $"all built in; {s.SourcePath} sets none of them"
+            : fromFile.Length == SettingNames.Length ? $"all from {s.SourcePath}"
+            : $"{string.Join(", ", fromFile)} from {s.SourcePath}; the rest built in";
+        return $"{values} ({source})";
     }
 }
 

@@ -50,10 +50,11 @@ internal static class SamplingBench
     /// <summary>
     /// Runs every setting on the first <paramref name="limit"/> prompts of each generation task. gen_length is the
     /// task's own unless <paramref name="genLength"/> is given; the block is <paramref name="blockLength"/> (at most
-    /// gen_length); vanilla takes one step per token.
+    /// gen_length), else the model's default fitted to gen_length (<see cref="SamplingDefaults.FittedBlockLength"/>);
+    /// vanilla takes one step per token.
     /// </summary>
     public static Totals[] Run(EvaluatedModel model, IReadOnlyList<EvalTask> tasks, IReadOnlyList<Setting> settings,
-        int? genLength, int blockLength, TextWriter progress, CancellationToken cancellationToken)
+        int? genLength, int? blockLength, SamplingDefaults defaults, TextWriter progress, CancellationToken cancellationToken)
     {
         var sampler = new ReverseProcess(model.Predictor);
         var totals = settings.Select(_ => new Totals()).ToArray();
@@ -61,7 +62,7 @@ internal static class SamplingBench
         foreach (var task in tasks)
         {
             int gen = genLength ?? task.GenLength ?? 64;
-            int block = Math.Min(blockLength, gen);
+            int block = blockLength is { } b ? Math.Min(b, gen) : defaults.FittedBlockLength(gen);
             if (gen % block != 0) throw new ArgumentException($"task {task.Name}: gen_length {gen} is not divisible by --block-length {block}");
             var vanilla = new GenerationOptions
             {

@@ -6,31 +6,34 @@ namespace Llada.Cli.Commands;
 /// <summary>The reverse-process options of `generate` (and of chat/serve), with their help texts.</summary>
 internal sealed class SamplingOptions
 {
-    public readonly Option<int> GenLength = new("--gen-length", "-n")
+    // Unset options fall back to the model's generation_config.json, then to SamplingDefaults.BuiltIn (docs/sampling.md, "Defaults").
+    private const string FromModel = "the model's generation_config.json, else";
+
+    public readonly Option<int?> GenLength = new("--gen-length", "-n")
     {
-        Description = "Tokens in the answer canvas (all start masked).", DefaultValueFactory = _ => 64,
+        Description = $"Tokens in the answer canvas (all start masked). Default: {FromModel} {SamplingDefaults.BuiltIn.GenLength}.",
     };
     public readonly Option<int?> Steps = new("--steps", "-s")
     {
-        Description = "Denoising steps in total (default: gen-length, one token per step). Fewer steps commit several tokens per step: faster, usually worse.",
+        Description = $"Denoising steps in total. Default: {FromModel} gen-length (one token per step). Fewer steps commit several tokens per step: faster, usually worse.",
     };
     public readonly Option<int?> BlockLength = new("--block-length", "-b")
     {
-        Description = "Semi-autoregressive block size; gen-length = pure diffusion. Default: 32 (or gen-length if smaller). Must divide gen-length.",
+        Description = $"Semi-autoregressive block size; gen-length = pure diffusion. Must divide gen-length. Default: {FromModel} " +
+            $"{SamplingDefaults.BuiltIn.BlockLength} (or gen-length if smaller).",
     };
-    public readonly Option<double> Temperature = new("--temperature")
+    public readonly Option<double?> Temperature = new("--temperature")
     {
-        Description = "0 = greedy; > 0 samples the candidates (Gumbel-max).", DefaultValueFactory = _ => 0.0,
+        Description = $"0 = greedy; > 0 samples the candidates (Gumbel-max). Default: {FromModel} 0.",
     };
-    public readonly Option<double> CfgScale = new("--cfg-scale")
+    public readonly Option<double?> CfgScale = new("--cfg-scale")
     {
-        Description = "Classifier-free guidance (0 = off): logits = u + (cfg+1)(c - u), u from a run with the prompt masked.",
-        DefaultValueFactory = _ => 0.0,
+        Description = $"Classifier-free guidance (0 = off): logits = u + (cfg+1)(c - u), u from a run with the prompt masked. Default: {FromModel} 0.",
     };
-    public readonly Option<string> Remasking = new("--remasking")
+    public readonly Option<string?> Remasking = new("--remasking")
     {
-        Description = "Which masked positions to commit each step: low_confidence (most confident first), random, or ar (left to right, one per step).",
-        DefaultValueFactory = _ => "low_confidence",
+        Description = "Which masked positions to commit each step: low_confidence (most confident first), random, or ar (left to right, " +
+            $"one per step). Default: {FromModel} low_confidence.",
     };
     public readonly Option<bool> LogitsEosInf = new("--logits-eos-inf") { Description = "Never propose EOS (its logit is -inf)." };
     public readonly Option<bool> ConfidenceEosEotInf = new("--confidence-eos-eot-inf")
@@ -67,16 +70,17 @@ internal sealed class SamplingOptions
     }
 
     /// <summary>
-    /// Builds generation options from the parsed command line and the model's special ids. With
+    /// Builds generation options from the parsed command line over the model's <paramref name="defaults"/>, with the
+    /// model's special ids. With
     /// <paramref name="validate"/> the settings are checked here, so a mistake is reported in the options' names
     /// (--gen-length, not gen_length) with the nearest valid values.
     /// </summary>
-    public GenerationOptions Build(ParseResult parse, int eosId, int? endOfTurnId, bool validate = true)
+    public GenerationOptions Build(ParseResult parse, SamplingDefaults defaults, int eosId, int? endOfTurnId, bool validate = true)
     {
-        int gen = parse.GetValue(GenLength);
-        string remaskingName = parse.GetValue(Remasking) ?? "low_confidence";
-        int block = parse.GetValue(BlockLength) ?? Math.Min(32, gen);
-        int steps = parse.GetValue(Steps) ?? gen;
+        int gen = parse.GetValue(GenLength) ?? defaults.GenLength;
+        string remaskingName = parse.GetValue(Remasking) ?? SamplingDefaults.RemaskingName(defaults.Remasking);
+        int block = parse.GetValue(BlockLength) ?? Math.Min(defaults.BlockLength, gen);
+        int steps = parse.GetValue(Steps) ?? defaults.StepsFor(gen, block < 1 ? 0 : gen / block);
         var remasking = remaskingName switch
         {
             "low_confidence" or "ar" => Diffusion.Remasking.LowConfidence,
@@ -88,8 +92,8 @@ internal sealed class SamplingOptions
             GenLength = gen,
             Steps = steps,
             BlockLength = block,
-            Temperature = parse.GetValue(Temperature),
-            CfgScale = parse.GetValue(CfgScale),
+            Temperature = parse.GetValue(Temperature) ?? defaults.Temperature,
+            CfgScale = parse.GetValue(CfgScale) ?? defaults.CfgScale,
             Remasking = remasking,
             LogitsEosInf = parse.GetValue(LogitsEosInf),
             ConfidenceEosEotInf = parse.GetValue(ConfidenceEosEotInf),
@@ -116,7 +120,7 @@ internal sealed class SamplingOptions
         catch (InvalidSettingException ex) when (parse.GetValue(BlockLength) is null && ex.Message.Contains(BlockLength.Name, StringComparison.Ordinal))
         {
             // The user may not know a block length is in play at all.
-            throw new InvalidSettingException(ex.ParamName!, $"{ex.Message} ({BlockLength.Name} {block} is the default)");
+            throw new InvalidSettingException(ex.ParamName!, $"{ex.Message} ({BlockLength.Name} {block} is {DefaultSource(defaults, "block_length")})");
         }
         return options;
     }
@@ -131,6 +135,10 @@ internal sealed class SamplingOptions
             throw new InvalidSettingException("steps", $"{settingName("steps")} {options.Steps} is more than {settingName("gen_length")} " +
                 $"{options.GenLength}: a step unmasks at least one token, so {options.GenLength} steps (one token per step) is the most");
     }
+
+    /// <summary>"the built-in default", or "the model's default (PATH)" when its generation_config.json sets <paramref name="setting"/>.</summary>
+    public static string DefaultSource(SamplingDefaults defaults, string setting) =>
+        defaults.FromFile.Contains(setting) ? $"the model's default ({defaults.SourcePath})" : "the built-in default";
 
     /// <summary>The command-line option of a reverse-process setting named as in the reference (gen_length -> --gen-length).</summary>
     public static string OptionName(string setting) => "--" + setting.Replace('_', '-');

@@ -23,7 +23,7 @@ internal static class ServeCommand
         var sampling = new SamplingOptions();
         var command = new Command("serve",
             "Serve the model over an OpenAI-compatible HTTP API: GET /health, GET /v1/models, POST /v1/chat/completions, POST /v1/completions\n" +
-            "(stream true|false). Sampling options set the defaults; requests may override max_tokens, temperature, seed, stop, n and the\n" +
+            "(stream true|false). Sampling options set the defaults (unset ones: the model's generation_config.json, else built in); requests may override max_tokens, temperature, seed, stop, n and the\n" +
             "LLaDA fields steps, block_length, remasking, cfg_scale, threshold, cache.\n" +
             "Examples:\n  llada serve\n  llada serve --port 9000 --api-key secret --gen-length 128 --block-length 32")
         {
@@ -43,7 +43,7 @@ internal static class ServeCommand
                 MaxQueue = parse.GetValue(maxQueue),
                 MaxTokens = parse.GetValue(maxTokens),
                 MaxPromptTokens = parse.GetValue(maxPrompt),
-                Defaults = sampling.Build(parse, generator.EosTokenId, generator.EndOfTurnTokenId),
+                Defaults = sampling.Build(parse, generator.SamplingDefaults, generator.EosTokenId, generator.EndOfTurnTokenId),
             };
             if (options.Port is < 0 or > 65535) throw new ArgumentException($"--port must be in 0..65535 (got {options.Port})");
             if (options.MaxQueue < 0) throw new ArgumentException($"--max-queue must be >= 0 (got {options.MaxQueue})");

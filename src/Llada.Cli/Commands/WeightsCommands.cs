@@ -34,7 +34,8 @@ internal static class WeightsCommands
         var overwrite = ModelSource.OverwriteOption();
         var command = new Command("quantize",
             "Write a copy of a model with its weights in another type, converted tensor by tensor (memory use stays flat), with " +
-            "config.json and the tokenizer files. The result loads like any model directory; the Q8_0 layout is in docs/quantization.md.\n" +
+            "config.json, the tokenizer files and generation_config.json (sampling defaults). The result loads like any model directory; " +
+            "the Q8_0 layout is in docs/quantization.md.\n" +
             "Examples:\n  llada quantize --model models/llada-tiny-instruct --type q8 --out /tmp/tiny-q8\n" +
             "  llada quantize --model ./LLaDA-8B-Instruct --type q8 --out ./LLaDA-8B-Instruct-q8")
         {

@@ -70,17 +70,23 @@ internal sealed class CandidateScorer
     private void ScoreItem(int item, float[] scratch)
     {
         int row = item / _maxPositions, j = item % _maxPositions;
-        Span<float> logits = scratch;
         ReadOnlySpan<float> conditional = Logits.AsSpan((int)(((long)row * _count + j) * _vocab), _vocab);
+        // The model's logits are read in place unless CFG or the EOS rule changes them (then a per-worker copy).
+        ReadOnlySpan<float> logits = conditional;
         if (_canvas!.Branches == 2)
         {
             // Classifier-free guidance: u + (cfg + 1)(c - u), the unconditional row having its prompt masked.
             ReadOnlySpan<float> unconditional = Logits.AsSpan((int)(((long)(_batch + row) * _count + j) * _vocab), _vocab);
             float w = (float)(_options.CfgScale + 1);
-            for (int v = 0; v < _vocab; v++) logits[v] = unconditional[v] + w * (conditional[v] - unconditional[v]);
+            for (int v = 0; v < _vocab; v++) scratch[v] = unconditional[v] + w * (conditional[v] - unconditional[v]);
+            logits = scratch;
         }
-        else conditional.CopyTo(logits);
-        if (_options.LogitsEosInf) logits[_options.EosTokenId] = float.NegativeInfinity;
+        if (_options.LogitsEosInf)
+        {
+            if (_canvas.Branches != 2) conditional.CopyTo(scratch);
+            scratch[_options.EosTokenId] = float.NegativeInfinity;
+            logits = scratch;
+        }
 
         var random = CounterRandom.For(_options.Seed, row, _block, _step, _positions[j]);
         int candidate = _options.Temperature == 0

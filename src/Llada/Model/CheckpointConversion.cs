@@ -12,7 +12,7 @@ public static class CheckpointConversion
 {
     /// <summary>
     /// Writes <paramref name="source"/> converted to <paramref name="target"/> into <paramref name="directory"/>, with
-    /// config.json and the tokenizer files. <paramref name="progress"/> receives each stored tensor as it starts.
+    /// config.json, the tokenizer files and generation_config.json. <paramref name="progress"/> receives each stored tensor as it starts.
     /// </summary>
     /// <exception cref="ArgumentException">A matrix that must become Q8_0 has a column count that is not a multiple of 32.</exception>
     public static void Write(LladaCheckpoint source, string directory, DType target, bool keepHeadFloat = false,
@@ -55,6 +55,6 @@ public static class CheckpointConversion
             else tensors.Add(NamedTensor.FromGenerator(name, dtype, shape, Fill));
         }
         CheckpointWriter.Write(directory, source.Config, tensors,
-            new CheckpointWriteOptions { Overwrite = overwrite, TokenizerSourceDirectory = source.Directory, Progress = progress }, cancellationToken);
+            new CheckpointWriteOptions { Overwrite = overwrite, TokenizerSourceDirectory = source.Directory, GenerationConfigSourceDirectory = source.Directory, Progress = progress }, cancellationToken);
     }
 }

@@ -14,6 +14,12 @@ public sealed record CheckpointWriteOptions
     /// <summary>Directory whose tokenizer.json, tokenizer_config.json and special_tokens_map.json are copied when present.</summary>
     public string? TokenizerSourceDirectory { get; init; }
 
+    /// <summary>
+    /// Directory whose generation_config.json (the model's recommended sampling settings) is copied when present. Set it
+    /// for a copy of the same model in another form (quantize), not for newly trained weights, whose best settings may differ.
+    /// </summary>
+    public string? GenerationConfigSourceDirectory { get; init; }
+
     /// <summary>Extra files written verbatim, file name to text (e.g. a tokenizer_config.json built in memory).</summary>
     public IReadOnlyDictionary<string, string>? ExtraFiles { get; init; }
 
@@ -31,6 +37,10 @@ public static class CheckpointWriter
     /// <summary>Tokenizer files copied from <see cref="CheckpointWriteOptions.TokenizerSourceDirectory"/>.</summary>
     public static IReadOnlyList<string> TokenizerFileNames { get; } =
         ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"];
+
+    /// <summary>The model's sampling defaults, copied from <see cref="CheckpointWriteOptions.GenerationConfigSourceDirectory"/>
+    /// (read by Llada.Diffusion.SamplingDefaults).</summary>
+    public const string GenerationConfigFileName = "generation_config.json";
 
     /// <summary>
     /// Writes <paramref name="tensors"/> (in model order; see <see cref="LladaTensorNames.Expected"/>) and
@@ -101,6 +111,9 @@ public static class CheckpointWriter
                     string from = Path.Combine(source, name);
                     if (File.Exists(from)) File.Copy(from, Path.Combine(temp, name));
                 }
+            if (options.GenerationConfigSourceDirectory is { } settings
+                && Path.Combine(settings, GenerationConfigFileName) is var generationConfig && File.Exists(generationConfig))
+                File.Copy(generationConfig, Path.Combine(temp, GenerationConfigFileName));
             if (options.ExtraFiles is { } extra)
                 foreach (var (name, text) in extra)
                 {

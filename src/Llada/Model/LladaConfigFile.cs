@@ -57,6 +57,18 @@ public static partial class LladaConfigFile
     /// <summary>Parses and validates UTF-8 config.json bytes; <paramref name="sourcePath"/> is only used in error messages.</summary>
     public static LladaConfig Parse(ReadOnlyMemory<byte> utf8Json, string sourcePath = FileName)
     {
+        var keys = ReadKeys(utf8Json, sourcePath);
+        var config = FromKeys(keys, sourcePath);
+        Validate(config, sourcePath);
+        return config;
+    }
+
+    /// <summary>
+    /// The top-level keys of a UTF-8 JSON object file (config.json, generation_config.json), with errors naming
+    /// <paramref name="sourcePath"/>: invalid UTF-8 or JSON, not an object, a key given twice.
+    /// </summary>
+    internal static Dictionary<string, JsonElement> ReadKeys(ReadOnlyMemory<byte> utf8Json, string sourcePath)
+    {
         if (!System.Text.Unicode.Utf8.IsValid(utf8Json.Span))
             throw new CheckpointFormatException(sourcePath, null, "not valid UTF-8");
         JsonDocument doc;
@@ -76,9 +88,7 @@ public static partial class LladaConfigFile
             foreach (var p in doc.RootElement.EnumerateObject())
                 if (!keys.TryAdd(p.Name, p.Value.Clone()))
                     throw new CheckpointFormatException(sourcePath, p.Name, "key appears twice");
-            var config = FromKeys(keys, sourcePath);
-            Validate(config, sourcePath);
-            return config;
+            return keys;
         }
     }
 
@@ -301,7 +311,7 @@ public static partial class LladaConfigFile
     }
 
     /// <summary>Typed access to config keys with errors naming the file and key.</summary>
-    private readonly struct KeyReader(IReadOnlyDictionary<string, JsonElement> keys, string path)
+    internal readonly struct KeyReader(IReadOnlyDictionary<string, JsonElement> keys, string path)
     {
         public int RequiredInt(string key) =>
             keys.TryGetValue(key, out var v) && v.ValueKind != JsonValueKind.Null

@@ -14,7 +14,7 @@ namespace Llada.Numerics;
 /// packed into NR-wide panels ([p][NR]); A is packed MR rows at a time ([p][MR]); a register-tiled
 /// outer-product micro-kernel (8x32 with Vector512, 6x16 with Vector256) accumulates the tile and adds it to C.
 /// Small-m path (m &lt;= <see cref="SmallM"/>, both operands rows along k, i.e. X * W^T for decode-sized
-/// batches): no packing, 4x4 blocks of dot products straight from the rows, bf16 widened on the fly.
+/// batches): no packing, 8x3 (AVX-512) or 4x4 blocks of dot products straight from the rows, bf16 widened on the fly.
 /// </para>
 /// <para>
 /// Determinism: work is split only over output blocks; every output element sees the same kernel and the
@@ -22,7 +22,7 @@ namespace Llada.Numerics;
 /// <see cref="Parallelism.ThreadCount"/>.
 /// </para>
 /// </summary>
-internal static unsafe class GemmEngine
+internal static unsafe partial class GemmEngine
 {
     /// <summary>Depth of one k block (packed panels hold this many k steps).</summary>
     internal const int Kc = 256;
@@ -75,9 +75,9 @@ internal static unsafe class GemmEngine
             if (pr.M <= SmallM && pr.ARowsAlongK && pr.BRowsAlongK && pr.Kind != KernelKind.Scalar)
             {
                 // Enough items to balance, few enough that each streams a useful stretch of W.
-                int groups = (pr.N + 3) / 4;
-                int perItem = threads == 1 ? groups : Math.Clamp(groups / (8 * threads), 4, 64);
-                pr.RowsPerItem = perItem * 4;
+                int units = (pr.N + SmallColumnUnit - 1) / SmallColumnUnit;
+                int perItem = threads == 1 ? units : Math.Clamp(units / (8 * threads), 1, 21);
+                pr.RowsPerItem = perItem * SmallColumnUnit;
                 WorkerPool.For((pr.N + pr.RowsPerItem - 1) / pr.RowsPerItem, &DotItem, p);
                 return;
             }
@@ -489,6 +489,13 @@ internal static unsafe class GemmEngine
     {
         ref Problem pr = ref *(Problem*)context;
         int j0 = item * pr.RowsPerItem, j1 = Math.Min(pr.N, j0 + pr.RowsPerItem);
+        if (WideTile(ref pr)) DotRowsWide(ref pr, j0, j1);
+        else DotRows4x4(ref pr, j0, j1);
+    }
+
+    /// <summary>All rows of the item's columns [j0, j1) through the 4x4 tile.</summary>
+    private static void DotRows4x4(ref Problem pr, int j0, int j1)
+    {
         int k = pr.K;
         // f16 rows are always converted first; bf16 rows are widened on the fly when only one group of four x rows
         // uses them, and converted once when several do (the widening would otherwise repeat per group). Widening

@@ -44,8 +44,7 @@ public sealed record SamplingRequest
         int block = ar ? 1 : BlockLength ?? Math.Min(defaults.BlockLength, wanted);
         int gen = checked((wanted + block - 1) / block * block);
         int blocks = gen / block;
-        int steps = Steps ?? Math.Max(1, (int)Math.Ceiling((double)defaults.Steps * gen / defaults.GenLength));
-        if (Steps is null) steps = (steps + blocks - 1) / blocks * blocks;
+        int steps = Steps ?? SamplingDefaults.ScaleSteps(defaults.Steps, defaults.GenLength, gen, blocks);
         var options = defaults with
         {
             GenLength = gen,

@@ -17,10 +17,14 @@ public sealed class TextGenerator : IDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly IDisposable? _owned;
 
-    /// <summary>Wraps a predictor and tokenizer. <paramref name="owned"/> is disposed with this generator.</summary>
+    /// <summary>
+    /// Wraps a predictor and tokenizer. <paramref name="owned"/> is disposed with this generator;
+    /// <paramref name="samplingDefaults"/> (default <see cref="SamplingDefaults.BuiltIn"/>) shape <see cref="DefaultOptions"/>.
+    /// </summary>
     public TextGenerator(IMaskPredictor predictor, Tokenizer tokenizer, int eosTokenId, int? endOfTurnTokenId,
-        string modelId, IDisposable? owned = null)
+        string modelId, IDisposable? owned = null, SamplingDefaults? samplingDefaults = null)
     {
+        SamplingDefaults = samplingDefaults ?? SamplingDefaults.BuiltIn;
         Predictor = predictor ?? throw new ArgumentNullException(nameof(predictor));
         Tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
         if (tokenizer.VocabSize > predictor.VocabSize)
@@ -31,15 +35,19 @@ public sealed class TextGenerator : IDisposable
         _owned = owned;
     }
 
-    /// <summary>Loads a model directory (config.json, safetensors, tokenizer.json); the id defaults to the folder name.</summary>
+    /// <summary>
+    /// Loads a model directory (config.json, safetensors, tokenizer.json, and generation_config.json's sampling
+    /// defaults when present); the id defaults to the folder name.
+    /// </summary>
     public static TextGenerator Load(string directory, string? modelId = null)
     {
+        var defaults = SamplingDefaults.FromDirectory(directory); // a bad file fails before the weights are mapped
         var predictor = MaskPredictor.Load(directory);
         try
         {
             var tokenizer = Tokenizer.FromDirectory(directory);
             return new TextGenerator(predictor, tokenizer, predictor.Config.EosTokenId, tokenizer.EndOfTurnTokenId,
-                modelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))), predictor);
+                modelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))), predictor, defaults);
         }
         catch
         {
@@ -66,18 +74,16 @@ public sealed class TextGenerator : IDisposable
     /// <summary>Prompt + gen_length may not exceed this.</summary>
     public int MaxSequenceLength => Predictor.MaxSequenceLength;
 
+    /// <summary>The model's recommended sampling settings (its generation_config.json over the built-in ones).</summary>
+    public SamplingDefaults SamplingDefaults { get; }
+
     /// <summary>
-    /// Default reverse-process options for <paramref name="genLength"/> tokens: one token per step, blocks of 32 (or
-    /// the whole canvas when shorter), greedy, this model's end tokens.
+    /// Default reverse-process options with this model's end tokens, from <see cref="SamplingDefaults"/>: its answer
+    /// length unless <paramref name="genLength"/> is given, its block length (the largest that divides the length), its
+    /// steps per token, temperature, guidance and remasking.
     /// </summary>
-    public GenerationOptions DefaultOptions(int genLength = 64) => new()
-    {
-        GenLength = genLength,
-        Steps = genLength,
-        BlockLength = Math.Min(32, genLength),
-        EosTokenId = EosTokenId,
-        EndOfTurnTokenId = EndOfTurnTokenId,
-    };
+    public GenerationOptions DefaultOptions(int? genLength = null) =>
+        SamplingDefaults.ToOptions(EosTokenId, EndOfTurnTokenId, genLength);
 
     /// <summary>Prompt ids of a conversation in the chat template, ending with the assistant header.</summary>
     public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) => Tokenizer.EncodeChat(messages, addGenerationPrompt: true);

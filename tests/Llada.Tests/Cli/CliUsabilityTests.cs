@@ -143,7 +143,7 @@ public sealed class CliUsabilityTests(CliTestHost host) : IClassFixture<CliTestH
     [InlineData("--steps 1000 is more than --gen-length 64: a step unmasks at least one token, so 64 steps (one token per step) is the most",
         "--steps", "1000")]
     [InlineData("--gen-length 40 is not a multiple of --block-length 32 (the answer is split into blocks of equal length): " +
-        "use --gen-length 32 or 64, or --block-length 20 or 40 (--block-length 32 is the default)", "--gen-length", "40")]
+        "use --gen-length 32 or 64, or --block-length 20 or 40 (--block-length 32 is the built-in default)", "--gen-length", "40")]
     [InlineData("--gen-length 40 is not a multiple of --block-length 16 (the answer is split into blocks of equal length): " +
         "use --gen-length 32 or 48, or --block-length 10 or 20", "--gen-length", "40", "--block-length", "16")]
     [InlineData("--steps 6 is not a multiple of the number of blocks, 4 (--gen-length 16 / --block-length 4; each block gets the same steps): " +

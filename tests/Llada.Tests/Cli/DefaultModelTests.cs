@@ -20,13 +20,21 @@ public class DefaultModelTests
     public async Task The_readme_quick_start_answers_what_the_readme_says_it_does()
     {
         string readme = File.ReadAllText(Path.Combine(Llada.Tests.Training.Data.TestTokenizers.RepoRoot(), "README.md"));
-        var command = System.Text.RegularExpressions.Regex.Match(readme, @"src/Llada.Cli -- generate --prompt ""([^""]+)"" --block-length (\d+) --visualize");
+        var command = System.Text.RegularExpressions.Regex.Match(readme, @"src/Llada.Cli -- generate --prompt ""([^""]+)""((?: --[a-z-]+ [0-9]+)*) --visualize");
         var answer = System.Text.RegularExpressions.Regex.Match(readme, @"It answers `([^`]+)`");
         Assert.True(command.Success && answer.Success, "README quick start not found");
         // --visualize only redraws a terminal; the answer is the same without it.
-        var (exit, stdout, stderr) = await CliTestHost.Run("generate", "--prompt", command.Groups[1].Value, "--block-length", command.Groups[2].Value);
+        string[] options = command.Groups[2].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var (exit, stdout, stderr) = await CliTestHost.Run(["generate", "--prompt", command.Groups[1].Value, .. options]);
         Assert.True(exit == 0, stderr);
         Assert.Equal(answer.Groups[1].Value, stdout.Trim());
+        // The model's generation_config.json is what makes the answer whole: the built-in block ends it early, as the README says.
+        var shorter = System.Text.RegularExpressions.Regex.Match(readme, @"with `--block-length (\d+)`[^""]*stops after ""([^""]+)""");
+        Assert.True(shorter.Success, "README's answer with the built-in block length not found");
+        Assert.Equal(Llada.Diffusion.SamplingDefaults.BuiltIn.BlockLength.ToString(), shorter.Groups[1].Value);
+        (exit, stdout, stderr) = await CliTestHost.Run(["generate", "--prompt", command.Groups[1].Value, .. options, "--block-length", shorter.Groups[1].Value]);
+        Assert.True(exit == 0, stderr);
+        Assert.Equal(shorter.Groups[2].Value, stdout.Trim());
     }
 
     [Fact]
@@ -38,6 +46,11 @@ public class DefaultModelTests
         Assert.Equal("BF16", json.GetProperty("dtype").GetString());
         Assert.Equal("LLaDAModelLM", json.GetProperty("architecture").GetString());
         Assert.True(json.GetProperty("has_tokenizer").GetBoolean());
+        // Its generation_config.json sets the sampling defaults measured for it (docs/models.md): blocks of 16.
+        var sampling = json.GetProperty("sampling_defaults");
+        Assert.Equal(16, sampling.GetProperty("block_length").GetInt32());
+        Assert.Contains("block_length", sampling.GetProperty("from_file").EnumerateArray().Select(e => e.GetString()));
+        Assert.EndsWith(Path.Combine("llada-tiny-instruct", "generation_config.json"), sampling.GetProperty("file").GetString());
     }
 
     [Fact]

@@ -250,6 +250,97 @@ public class GemmTests
         }
     }
 
+    /// <summary>
+    /// The small-m summation order written out as a scalar loop: eight lanes, lane l accumulating the terms
+    /// p = l (mod 8) of the first k - k % 8 with fused multiply-adds, folded as ((l0+l4)+(l1+l5))+((l2+l6)+(l3+l7)),
+    /// then the last k % 8 terms added one at a time. Every small-m tile must reproduce it to the bit.
+    /// </summary>
+    private static float EightLaneDot(ReadOnlySpan<float> x, ReadOnlySpan<float> w)
+    {
+        int k = x.Length, k8 = k / 8 * 8;
+        Span<float> lanes = stackalloc float[8];
+        lanes.Clear();
+        for (int p = 0; p < k8; p++) lanes[p % 8] = MathF.FusedMultiplyAdd(x[p], w[p], lanes[p % 8]);
+        float s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+        for (int p = k8; p < k; p++) s += x[p] * w[p];
+        return s;
+    }
+
+    public static TheoryData<string> SmallMKinds => new() { "Vector512", "Vector256" };
+
+    [Theory]
+    [MemberData(nameof(SmallMKinds))]
+    public void Small_m_tiles_follow_the_eight_lane_summation_order_bit_for_bit(string kindName)
+    {
+        var kind = Enum.Parse<GemmEngine.KernelKind>(kindName);
+        if (kind == GemmEngine.KernelKind.Vector512 && GemmEngine.Kind != kind) Assert.Skip("no AVX-512 on this machine");
+        var saved = GemmEngine.Kind;
+        try
+        {
+            GemmEngine.Kind = kind;
+            foreach (var (n, k) in new[] { (37, 203), (13, 256), (4, 7), (29, 77) })
+                foreach (DType dtype in new[] { DType.BF16, DType.F32, DType.F16 })
+                {
+                    var w = new NumericsTestData.Weights(n, k, dtype, seed: n + k);
+                    for (int m = 1; m <= 33; m++)
+                    {
+                        float[] x = NumericsTestData.Random(m * k, seed: m);
+                        var y = new float[m * n];
+                        Gemm.MultiplyTransposed(x, m, w.Matrix, y);
+                        for (int i = 0; i < m; i++)
+                            for (int j = 0; j < n; j++)
+                            {
+                                float expected = EightLaneDot(x.AsSpan(i * k, k), w.Values.AsSpan(j * k, k));
+                                if (BitConverter.SingleToInt32Bits(y[i * n + j]) != BitConverter.SingleToInt32Bits(expected))
+                                    Assert.Fail($"{kind} {dtype} {m}x{n}x{k}: y[{i},{j}] = {y[i * n + j]:R}, eight-lane order gives {expected:R}");
+                            }
+                    }
+                }
+        }
+        finally { GemmEngine.Kind = saved; }
+    }
+
+    [Fact]
+    public void Small_m_wide_and_4x4_tiles_agree_bit_for_bit_with_alpha_beta_and_accumulate()
+    {
+        if (GemmEngine.Kind != GemmEngine.KernelKind.Vector512) Assert.Skip("the wide tile needs AVX-512, absent on this machine");
+        var saved = GemmEngine.Kind;
+        int savedThreads = Parallelism.ThreadCount;
+        try
+        {
+            foreach (var (n, k) in new[] { (37, 203), (130, 64), (11, 9) })
+            {
+                var w = new NumericsTestData.Weights(n, k, DType.BF16, seed: 3 * n + k);
+                float[] wf = w.Values;
+                for (int m = 1; m <= 33; m++)
+                {
+                    float[] x = NumericsTestData.Random(m * k, seed: 40 + m);
+                    float[] start = NumericsTestData.Random(m * n, seed: 80 + m);
+                    float[] Run(GemmEngine.KernelKind kind, int threads, int variant)
+                    {
+                        GemmEngine.Kind = kind;
+                        Parallelism.ThreadCount = threads;
+                        var y = (float[])start.Clone();
+                        if (variant == 0) Gemm.MultiplyTransposed(x, m, w.Matrix, y, accumulate: true);
+                        else Gemm.Sgemm(false, true, m, n, k, 0.75f, x, k, wf, k, variant == 1 ? 1f : -0.5f, y, n);
+                        return y;
+                    }
+                    for (int variant = 0; variant < 3; variant++)
+                    {
+                        float[] narrow = Run(GemmEngine.KernelKind.Vector256, 1, variant);
+                        Assert.Equal(narrow, Run(GemmEngine.KernelKind.Vector512, 1, variant));
+                        Assert.Equal(narrow, Run(GemmEngine.KernelKind.Vector512, 2, variant));
+                    }
+                }
+            }
+        }
+        finally
+        {
+            GemmEngine.Kind = saved;
+            Parallelism.ThreadCount = savedThreads;
+        }
+    }
+
     [Fact]
     public void Steady_state_calls_do_not_allocate()
     {
