@@ -36,39 +36,48 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
     {
         _checkpoint = checkpoint;
         _ownsCheckpoint = ownsCheckpoint;
-        var c = checkpoint.Config;
-        _layers = new LayerWeights[c.NLayers];
-        var matrices = new List<WeightMatrix>();
-        for (int i = 0; i < c.NLayers; i++)
+        // Packed panels are native memory: free them if loading fails part-way (e.g. out of memory).
+        try
         {
-            var l = checkpoint.Layer(i);
-            l = l with
+            var c = checkpoint.Config;
+            _layers = new LayerWeights[c.NLayers];
+            var matrices = new List<WeightMatrix>();
+            for (int i = 0; i < c.NLayers; i++)
             {
-                QProj = Pack(l.QProj), KProj = Pack(l.KProj), VProj = Pack(l.VProj), AttnOut = Pack(l.AttnOut),
-                FfProj = Pack(l.FfProj), UpProj = Pack(l.UpProj), FfOut = Pack(l.FfOut),
-            };
-            var moeWeights = checkpoint.MoeLayer(i) is { } stored
-                ? new MoeLayerWeights(Pack(stored.Router), stored.Experts.Select(Pack).ToArray(), stored.Shared is { } s ? Pack(s) : null)
-                : null;
-            var moe = moeWeights is { } m ? new MixtureOfExperts(m, c.Moe!, c.DModel) : null;
-            _layers[i] = new LayerWeights(
-                NormWeights(l.AttnNorm), NormWeights(l.FfNorm), l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut,
-                l.QNorm is { } qn ? NormWeights(qn) : null, l.KNorm is { } kn ? NormWeights(kn) : null, moe);
-            matrices.AddRange([l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut]);
-            if (moeWeights is not null)
-            {
-                matrices.Add(moeWeights.Router);
-                foreach (var e in moeWeights.Shared is { } shared ? moeWeights.Experts.Append(shared) : moeWeights.Experts)
-                    matrices.AddRange([e.Gate, e.Up, e.Down]);
+                var l = checkpoint.Layer(i);
+                l = l with
+                {
+                    QProj = Pack(l.QProj), KProj = Pack(l.KProj), VProj = Pack(l.VProj), AttnOut = Pack(l.AttnOut),
+                    FfProj = Pack(l.FfProj), UpProj = Pack(l.UpProj), FfOut = Pack(l.FfOut),
+                };
+                var moeWeights = checkpoint.MoeLayer(i) is { } stored
+                    ? new MoeLayerWeights(Pack(stored.Router), stored.Experts.Select(Pack).ToArray(), stored.Shared is { } s ? Pack(s) : null)
+                    : null;
+                var moe = moeWeights is { } m ? new MixtureOfExperts(m, c.Moe!, c.DModel) : null;
+                _layers[i] = new LayerWeights(
+                    NormWeights(l.AttnNorm), NormWeights(l.FfNorm), l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut,
+                    l.QNorm is { } qn ? NormWeights(qn) : null, l.KNorm is { } kn ? NormWeights(kn) : null, moe);
+                matrices.AddRange([l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut]);
+                if (moeWeights is not null)
+                {
+                    matrices.Add(moeWeights.Router);
+                    foreach (var e in moeWeights.Shared is { } shared ? moeWeights.Experts.Append(shared) : moeWeights.Experts)
+                        matrices.AddRange([e.Gate, e.Up, e.Down]);
+                }
             }
+            _finalNorm = NormWeights(checkpoint.FinalNorm);
+            _embedding = checkpoint.Embedding;
+            _lmHead = Pack(checkpoint.LmHead);
+            _rope = new RopeTable(c.HeadDim, c.MaxSequenceLength, c.RopeTheta);
+            matrices.Add(_lmHead);
+            // A MoE layer has no dense MLP: its unused slots are empty matrices.
+            HasBf16Matrices = matrices.Any(w => w.DType == DType.BF16 && (long)w.Rows * w.Cols > 0);
         }
-        _finalNorm = NormWeights(checkpoint.FinalNorm);
-        _embedding = checkpoint.Embedding;
-        _lmHead = Pack(checkpoint.LmHead);
-        _rope = new RopeTable(c.HeadDim, c.MaxSequenceLength, c.RopeTheta);
-        matrices.Add(_lmHead);
-        // A MoE layer has no dense MLP: its unused slots are empty matrices.
-        HasBf16Matrices = matrices.Any(w => w.DType == DType.BF16 && (long)w.Rows * w.Cols > 0);
+        catch
+        {
+            _packed.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -86,7 +95,19 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
     /// Opens the checkpoint directory <paramref name="directory"/> (see <see cref="LladaCheckpoint.Open"/>), dense LLaDA
     /// or LLaDA-MoE as its config.json says. This is the one model loader every command uses.
     /// </summary>
-    public static MaskPredictor Load(string directory) => new(LladaCheckpoint.Open(directory), ownsCheckpoint: true);
+    public static MaskPredictor Load(string directory)
+    {
+        var checkpoint = LladaCheckpoint.Open(directory);
+        try
+        {
+            return new MaskPredictor(checkpoint, ownsCheckpoint: true);
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>The architecture.</summary>
     public LladaConfig Config => _checkpoint.Config;
