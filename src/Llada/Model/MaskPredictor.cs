@@ -41,7 +41,6 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
         {
             var c = checkpoint.Config;
             _layers = new LayerWeights[c.NLayers];
-            var matrices = new List<WeightMatrix>();
             for (int i = 0; i < c.NLayers; i++)
             {
                 var l = checkpoint.Layer(i);
@@ -57,21 +56,11 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
                 _layers[i] = new LayerWeights(
                     NormWeights(l.AttnNorm), NormWeights(l.FfNorm), l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut,
                     l.QNorm is { } qn ? NormWeights(qn) : null, l.KNorm is { } kn ? NormWeights(kn) : null, moe);
-                matrices.AddRange([l.QProj, l.KProj, l.VProj, l.AttnOut, l.FfProj, l.UpProj, l.FfOut]);
-                if (moeWeights is not null)
-                {
-                    matrices.Add(moeWeights.Router);
-                    foreach (var e in moeWeights.Shared is { } shared ? moeWeights.Experts.Append(shared) : moeWeights.Experts)
-                        matrices.AddRange([e.Gate, e.Up, e.Down]);
-                }
             }
             _finalNorm = NormWeights(checkpoint.FinalNorm);
             _embedding = checkpoint.Embedding;
             _lmHead = Pack(checkpoint.LmHead);
             _rope = new RopeTable(c.HeadDim, c.MaxSequenceLength, c.RopeTheta);
-            matrices.Add(_lmHead);
-            // A MoE layer has no dense MLP: its unused slots are empty matrices.
-            HasBf16Matrices = matrices.Any(w => w.DType == DType.BF16 && (long)w.Rows * w.Cols > 0);
         }
         catch
         {
@@ -84,7 +73,13 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
     /// A Q8_0 matrix packed once into the kernel's panel layout, its mapped rows released as they are packed, so the
     /// weights are resident once (as panels) rather than twice; other matrices unchanged. See docs/quantization.md.
     /// </summary>
-    private WeightMatrix Pack(WeightMatrix w) => _packed.Pack(w, _checkpoint.ReleasePages);
+    /// <summary>Every matrix the model multiplies by passes through here once at load, so this also notes bf16 ones.</summary>
+    private WeightMatrix Pack(WeightMatrix w)
+    {
+        // A MoE layer has no dense MLP: its unused slots are empty matrices.
+        if (w.DType == DType.BF16 && (long)w.Rows * w.Cols > 0) HasBf16Matrices = true;
+        return _packed.Pack(w, _checkpoint.ReleasePages);
+    }
 
     private SwiGluWeights Pack(SwiGluWeights e) => new(Pack(e.Gate), Pack(e.Up), Pack(e.Down));
 
@@ -146,7 +141,7 @@ public sealed class MaskPredictor : IKvCachePredictor, IDisposable
     public Bf16Arithmetic Bf16Arithmetic { get; set; }
 
     /// <summary>Whether any matrix product of this model has bf16 weights, i.e. whether <see cref="Bf16Arithmetic"/> changes anything.</summary>
-    public bool HasBf16Matrices { get; }
+    public bool HasBf16Matrices { get; private set; }
 
     /// <inheritdoc />
     public void Forward(ReadOnlySpan<int> tokens, int batch, int seqLen, ReadOnlySpan<bool> keyMask,
